@@ -1,0 +1,41 @@
+# Everything a developer runs goes through here; `make run` and `make test` are the quick start.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-unit lint format templates bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+## Run the service on :8888 (gunicorn); starts a local Elasticsearch unless ES_URL is set.
+run: $(STAMP)
+	$(BIN)/python -m scripts.run
+
+## The whole test suite against a real Elasticsearch node (a local one unless ES_URL is set).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Only the unit tests (no Elasticsearch needed).
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Regenerate index_templates/*.json from the dataset registries.
+templates: $(STAMP)
+	FLASK_APP=wsgi:app $(BIN)/flask templates write
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache

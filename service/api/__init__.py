@@ -1,0 +1,1 @@
+"""HTTP layer: thin views per dataset, plus operations endpoints."""

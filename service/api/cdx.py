@@ -1,0 +1,91 @@
+"""The `cdx` endpoints (API.md sections 3 and 4): thin views over the shared engine."""
+
+from __future__ import annotations
+
+from flask import jsonify
+
+from .. import store
+from ..auth import require
+from ..datasets.cdx import CDX
+from ..engine.params import query_schema
+from ..errors import ApiError
+from .requests import (
+    es,
+    ingest,
+    institutions_of_token,
+    json_body,
+    load_query,
+    refresh_param,
+    run_query,
+    settings,
+)
+from .smorest import Blueprint
+
+blp = Blueprint("cdx", __name__, description=CDX.doc)
+CdxQuery = query_schema(CDX)
+QUERY_DOC = (
+    "Filters (comma-separated values: any matches; `null` / `not(null)`), ordering, paging "
+    "(`page_size`, `offset`, or `cursor`), `page_size=0` for the count only, and `group_by`. "
+    "The same keys may be sent as a JSON body (lists for several values)."
+)
+
+
+@blp.route("/events", methods=["POST"])
+@blp.doc(
+    summary="Ingest events",
+    description=(
+        "One event object, a JSON array, or NDJSON (`application/x-ndjson`); gzip accepted. "
+        "`?refresh=wait_for` waits until stored events are searchable. 201: all stored; "
+        "200: all were duplicates; 207: some rejected (see `errors`); 400: none storable."
+    ),
+    parameters=[
+        {
+            "in": "query",
+            "name": "refresh",
+            "schema": {"type": "string", "enum": ["wait_for", "true", "false"]},
+        }
+    ],
+    requestBody={
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        }
+    },
+)
+@require("ingest")
+def post_events():
+    report, _ = ingest(CDX, refresh_param())
+    return jsonify(report.body()), report.status
+
+
+@blp.route("/events", methods=["GET"])
+@require("query")
+@blp.arguments(CdxQuery, location="query", as_kwargs=False)
+@blp.doc(summary="Query events", description=QUERY_DOC)
+def get_events(params):
+    body = json_body()
+    if body is not None:
+        params = load_query(CdxQuery(), body)
+    return jsonify(run_query(CDX, params))
+
+
+@blp.route("/events/query", methods=["POST"])
+@blp.doc(
+    summary="Query events with a JSON body",
+    description=QUERY_DOC,
+    requestBody={"content": {"application/json": {"schema": CdxQuery}}},
+)
+@require("query")
+def query_events():
+    body = json_body()
+    return jsonify(run_query(CDX, load_query(CdxQuery(), body or {})))
+
+
+@blp.route("/events/<event_id>", methods=["GET"])
+@blp.doc(summary="One event by uuid")
+@require("query")
+def get_event(event_id):
+    event = store.get_event(es(), CDX, settings().index_prefix, event_id, institutions_of_token(CDX))
+    if event is None:
+        raise ApiError(404, "not_found", f"No event with uuid '{event_id}'.")
+    return jsonify(event)

@@ -1,0 +1,98 @@
+"""The `cdx` dataset: diagnostic test events from lab devices (API.md section 4)."""
+
+import uuid
+from datetime import datetime
+
+from ..engine.filters import Bound, Hierarchy, Match
+from ..engine.groups import AdminLevel, AgeRanges, EntryKey, Terms
+from .fields import Date, Integer, Keyword, KeywordOrInteger, Long, LongList, Nested, StoredObject
+from .registry import Dataset, Field, date_groups
+
+RESULT_KEYS = ("condition", "result")
+
+
+def prepare(event: dict, now: datetime) -> dict:
+    """A uuid when the device sent none, and `created_at` = time of ingest when absent."""
+    return {
+        **event,
+        "uuid": event.get("uuid") or str(uuid.uuid4()),
+        "created_at": event.get("created_at") or now.isoformat(timespec="milliseconds"),
+    }
+
+
+CDX = Dataset(
+    name="cdx",
+    doc="Diagnostic test events (the CDX Query Events API).",
+    id_field="uuid",
+    tiebreak_field="uuid",
+    time_field="start_time",
+    institution_field="institution_id",
+    default_order=("-start_time",),
+    prepare=prepare,
+    fields=(
+        Field("uuid", Keyword(), (Match("uuid", doc="event uuid"),), doc="generated when absent"),
+        Field(
+            "created_at",
+            Date(),
+            (
+                Bound("created_at_since", op="gte", doc="created_at >= value"),
+                Bound("created_at_until", op="lte", doc="created_at <= value"),
+            ),
+            date_groups("created_at"),
+            doc="defaults to the time of ingest",
+        ),
+        Field(
+            "start_time",
+            Date(),
+            (
+                Bound("since", op="gte", doc="start_time >= value"),
+                Bound("until", op="lte", doc="start_time <= value"),
+            ),
+            date_groups("start_time"),
+        ),
+        Field(
+            "assay_name",
+            Keyword(),
+            (Match("assay_name", wildcard=True, doc="`*` is a wildcard: GX1*"),),
+            (Terms("assay_name"),),
+        ),
+        Field(
+            "age",
+            Integer(minimum=0),
+            (
+                Match("age"),
+                Bound("min_age", op="gte", doc="age >= value"),
+                Bound("max_age", op="lte", doc="age <= value"),
+            ),
+            (AgeRanges("age"),),
+        ),
+        Field("gender", Keyword(), (Match("gender"),), (Terms("gender"),)),
+        Field("device_id", KeywordOrInteger(), (Match("device"),), (Terms("device"),)),
+        Field("device_serial_number", Keyword()),
+        Field("laboratory_id", Long(), (Match("laboratory"),), (Terms("laboratory"),)),
+        Field("institution_id", Long(), (Match("institution"),), (Terms("institution"),)),
+        Field(
+            "location_id",
+            Long(),
+            (Hierarchy("location", ancestors="parent_locations", doc="the place or any descendant"),),
+            (Terms("location"),),
+        ),
+        Field("parent_locations", LongList(), doc="ancestors of location_id, root first"),
+        Field("system_user", Keyword(), (Match("system_user"),), (Terms("system_user"),)),
+        Field("test_type", Keyword(), (Match("test_type"),), (Terms("test_type"),)),
+        Field("error_code", Integer(), (Match("error_code"),), (Terms("error_code"),)),
+        Field("error_description", Keyword()),
+        Field(
+            "results",
+            Nested(keys=RESULT_KEYS),
+            (Match("condition"), Match("result")),
+            tuple(EntryKey(key, entry_keys=RESULT_KEYS) for key in RESULT_KEYS),
+            doc="given together, condition and result must hold on the same entry",
+        ),
+        Field("pii", StoredObject(), pii=True, doc="stored, never returned"),
+        Field("custom_fields", StoredObject(), doc="stored and returned as given, not searchable"),
+    ),
+    extra_groups=(
+        AdminLevel("admin_level", field="location_id", key="location", ancestors="parent_locations"),
+    ),
+)

@@ -1,0 +1,240 @@
+"""Field types of a dataset registry: each knows its Elasticsearch mapping and how it is validated.
+
+A dataset declares its fields once with these types (see `cdx.py`, `roundware.py`); the index
+template, the ingest schema and the query translation all follow from that declaration.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from marshmallow import ValidationError, fields, validate
+
+# ISO 8601 in the forms Elasticsearch's `strict_date_optional_time` also reads, so a value we
+# accept is never refused by the node (and is stored exactly as the client sent it).
+ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}"
+    r"(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+
+
+class IsoDateTime(fields.String):
+    """An ISO 8601 date or datetime, kept as the client wrote it (no offset means UTC)."""
+
+    default_error_messages = {"invalid": "Not a valid ISO 8601 datetime."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not ISO_DATETIME.match(text):
+            raise self.make_error("invalid")
+        try:
+            from_iso(text)
+        except ValueError as exc:
+            raise self.make_error("invalid") from exc
+        return text
+
+
+def from_iso(text: str):
+    """Parse an ISO 8601 datetime; a value without an offset is UTC."""
+    from datetime import UTC, datetime
+
+    parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class StringOrInteger(fields.Field):
+    """A value that may be a string or an integer, kept as given (e.g. a device id)."""
+
+    default_error_messages = {"invalid": "Must be a string or an integer."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictInteger(fields.Integer):
+    """An integer that is really one: `"3"` and `3.5` are refused, as is `true`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class FreeObject(fields.Dict):
+    """A JSON object kept exactly as given (nulls included)."""
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """How a field is mapped in Elasticsearch and validated on ingest."""
+
+    es_type: str
+    extra_mapping: dict = field(default_factory=dict)
+
+    def mapping(self) -> dict:
+        return {"type": self.es_type, **self.extra_mapping}
+
+    def schema_field(self, **kwargs) -> fields.Field:
+        raise NotImplementedError
+
+    def parse_param(self, text: str):
+        """Read one query-string value of this type (raises ValueError)."""
+        return text
+
+
+@dataclass(frozen=True)
+class Keyword(FieldType):
+    es_type: str = "keyword"
+    max_length: int = 1024
+    extra_mapping: dict = field(default_factory=lambda: {"ignore_above": 1024})
+
+    def schema_field(self, **kwargs):
+        return fields.String(validate=validate.Length(max=self.max_length), **kwargs)
+
+
+@dataclass(frozen=True)
+class KeywordOrInteger(Keyword):
+    """Stored as a keyword so `"17"` and `17` match alike; returned as given."""
+
+    def schema_field(self, **kwargs):
+        return StringOrInteger(**kwargs)
+
+
+@dataclass(frozen=True)
+class Integer(FieldType):
+    es_type: str = "integer"
+    minimum: int | None = None
+
+    def schema_field(self, **kwargs):
+        bounds = validate.Range(min=self.minimum) if self.minimum is not None else None
+        return StrictInteger(validate=bounds, **kwargs)
+
+    def parse_param(self, text: str):
+        return int(text)
+
+
+@dataclass(frozen=True)
+class Long(Integer):
+    es_type: str = "long"
+
+
+@dataclass(frozen=True)
+class Double(FieldType):
+    es_type: str = "double"
+
+    def schema_field(self, **kwargs):
+        return fields.Float(allow_nan=False, **kwargs)
+
+    def parse_param(self, text: str):
+        value = float(text)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(text)
+        return value
+
+
+@dataclass(frozen=True)
+class Date(FieldType):
+    es_type: str = "date"
+    extra_mapping: dict = field(default_factory=lambda: {"format": "strict_date_optional_time||epoch_millis"})
+
+    def schema_field(self, **kwargs):
+        return IsoDateTime(**kwargs)
+
+    def parse_param(self, text: str):
+        if not ISO_DATETIME.match(text):
+            raise ValueError(text)
+        from_iso(text)
+        return text
+
+
+@dataclass(frozen=True)
+class LongList(Long):
+    """A list of longs (Elasticsearch fields are multi-valued by nature)."""
+
+    def schema_field(self, **kwargs):
+        return fields.List(StrictInteger(), **kwargs)
+
+
+@dataclass(frozen=True)
+class StoredObject(FieldType):
+    """An object stored in `_source` only: never indexed, so it can hold anything."""
+
+    es_type: str = "object"
+    extra_mapping: dict = field(default_factory=lambda: {"enabled": False})
+
+    def schema_field(self, **kwargs):
+        return FreeObject(**kwargs)
+
+
+@dataclass(frozen=True)
+class Nested(FieldType):
+    """A list of small objects whose keys must hold together in one entry (`results`)."""
+
+    es_type: str = "nested"
+    keys: tuple[str, ...] = ()
+
+    def mapping(self) -> dict:
+        return {
+            "type": "nested",
+            "dynamic": "strict",
+            "properties": {key: Keyword().mapping() for key in self.keys},
+        }
+
+    def schema_field(self, **kwargs):
+        entry = {key: fields.String(validate=validate.Length(max=1024)) for key in self.keys}
+        from marshmallow import RAISE, Schema
+
+        entry_schema = Schema.from_dict(entry, name="Entry")
+        return fields.List(fields.Nested(entry_schema(unknown=RAISE)), **kwargs)
+
+
+@dataclass(frozen=True)
+class TagList(FieldType):
+    """Integer tags given as `"3,8"` or `[3, 8]`, stored as a list of longs."""
+
+    es_type: str = "long"
+
+    def schema_field(self, **kwargs):
+        return CommaIntegers(**kwargs)
+
+
+class CommaIntegers(fields.Field):
+    """`"3,8"` or `[3, 8]` in, a list of ints out."""
+
+    default_error_messages = {"invalid": "Must be a comma-separated string or list of integers."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+        elif isinstance(value, list):
+            parts = value
+        else:
+            raise self.make_error("invalid")
+        try:
+            return [_strict_int(part) for part in parts]
+        except (TypeError, ValueError) as exc:
+            raise self.make_error("invalid") from exc
+
+
+def _strict_int(value) -> int:
+    if isinstance(value, (bool, float)):
+        raise TypeError(value)
+    return int(value)
+
+
+class LenientNumber(fields.Float):
+    """A number or a numeric string (`"45.5"`), as Roundware clients send coordinates."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid number.")
+        return super()._validated(value)

@@ -1,0 +1,1 @@
+"""The shared query engine: parameters → Elasticsearch bodies → rows, all pure."""

@@ -1,0 +1,182 @@
+"""Query parameters: the marshmallow schema of a dataset's query, generated from its registry.
+
+The same schema reads the query string and a JSON body; it yields a `QueryParams` value that
+the pure translation turns into an Elasticsearch request. Unknown names are refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+from ..datasets.registry import Dataset
+from .groups import AdminLevel, EntryKey, Group, WholeEntry, parse_zone
+
+
+@dataclass(frozen=True)
+class QueryParams:
+    filters: dict = field(default_factory=dict)
+    groups: tuple[Group, ...] = ()
+    order: tuple[tuple[str, bool], ...] = ()
+    page_size: int | None = None
+    offset: int = 0
+    time_zone: str = "UTC"
+    cursor: str | None = None
+
+    @property
+    def grouped(self) -> bool:
+        return bool(self.groups)
+
+
+class NameList(fields.Field):
+    """`a,-b` in the query string or `["a", "-b"]` in JSON."""
+
+    is_multiple = True
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        items = value if isinstance(value, list) else [value]
+        names = []
+        for item in items:
+            if not isinstance(item, str):
+                raise ValidationError("Must be a comma-separated string or a list of strings.")
+            names += [part.strip() for part in item.split(",") if part.strip()]
+        return names
+
+
+class GroupBy(fields.Field):
+    """Group names (`gender,week(start_time)`) or objects (`{"age": [[0, 10], [10, null]]}`)."""
+
+    is_multiple = True
+
+    def __init__(self, dataset: Dataset, **kwargs):
+        super().__init__(**kwargs)
+        self.dataset = dataset
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        items = value if isinstance(value, list) else [value]
+        groups = []
+        for item in items:
+            if isinstance(item, str):
+                groups += [self.named(name.strip()) for name in item.split(",") if name.strip()]
+            elif isinstance(item, dict) and item:
+                groups += [self.from_object(key, spec) for key, spec in item.items()]
+            else:
+                raise ValidationError("Each group must be a name or an object.")
+        if not groups:
+            raise ValidationError("No group given.")
+        return tuple(join_entry_groups(groups))
+
+    def valid_names(self) -> list[str]:
+        return sorted(name for name, g in self.dataset.groups.items() if not isinstance(g, AdminLevel))
+
+    def named(self, name: str) -> Group:
+        group = self.dataset.groups.get(name)
+        if group is None or isinstance(group, AdminLevel):
+            raise ValidationError(f"Unknown group '{name}'; valid: {', '.join(self.valid_names())}.")
+        return group
+
+    def from_object(self, key: str, spec) -> Group:
+        age, admin = self.dataset.group_for_age(), self.dataset.group_for_admin_level()
+        if age is not None and key == age.name:
+            return age.with_ranges(parse_ranges(spec))
+        if admin is not None and key == admin.name:
+            if isinstance(spec, bool) or not isinstance(spec, int) or not 0 <= spec < admin.depth:
+                raise ValidationError(f"admin_level must be an integer from 0 to {admin.depth - 1}.")
+            return admin.at_level(spec)
+        objects = [g.name for g in (age, admin) if g is not None]
+        raise ValidationError(f"Unknown group object '{key}'; valid: {', '.join(objects)}.")
+
+
+def parse_ranges(spec) -> list[tuple[int | None, int | None]]:
+    """Age buckets: `[0, 10]`, `[21]`, `[null, 5]`, `{"from": 16, "to": 21}`, `{"to": 5}`."""
+    items = [spec] if isinstance(spec, dict) else spec
+    if not isinstance(items, list) or not items:
+        raise ValidationError("Age ranges must be a non-empty list.")
+    ranges = []
+    for item in items:
+        if isinstance(item, list) and 1 <= len(item) <= 2:
+            low, high = ([*item, None])[:2]
+        elif isinstance(item, dict) and set(item) <= {"from", "to"}:
+            low, high = item.get("from"), item.get("to")
+        else:
+            raise ValidationError(f"Not an age range: {item!r}.")
+        for end in (low, high):
+            if end is not None and (isinstance(end, bool) or not isinstance(end, int)):
+                raise ValidationError(f"Age range ends must be integers or null: {item!r}.")
+        ranges.append((low, high))
+    return ranges
+
+
+def join_entry_groups(groups: list[Group]) -> list[Group]:
+    """Keys of the same nested entries grouped together become one whole-entry group."""
+    by_field: dict[str, list[EntryKey]] = {}
+    for group in groups:
+        if isinstance(group, EntryKey):
+            by_field.setdefault(group.field, []).append(group)
+    joined = []
+    for group in groups:
+        members = by_field.get(group.field, []) if isinstance(group, EntryKey) else []
+        if len(members) < 2:
+            joined.append(group)
+        elif group is members[0]:
+            joined.append(WholeEntry(group.field, field=group.field, entry_keys=group.entry_keys))
+    return joined
+
+
+class TimeZone(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_zone(text)
+        except ValueError as exc:
+            raise ValidationError(f"Unknown time zone '{text}': use an IANA name or ±HH:MM.") from exc
+        return text
+
+
+class QuerySchemaBase(Schema):
+    class Meta:
+        unknown = RAISE
+
+    dataset: Dataset
+
+    @post_load
+    def to_params(self, data, **kwargs) -> QueryParams:
+        groups = data.pop("group_by", ())
+        order = self.check_order(data.pop("order_by", []), groups)
+        common = {key: data.pop(key) for key in ("page_size", "offset", "time_zone", "cursor") if key in data}
+        return QueryParams(filters=data, groups=groups, order=order, **common)
+
+    def check_order(self, names: list[str], groups) -> tuple[tuple[str, bool], ...]:
+        if groups:
+            valid = {key for group in groups for key in group.keys} | {"count"}
+        else:
+            valid = set(self.dataset.orderable)
+        order = []
+        for name in names:
+            descending = name.startswith("-")
+            bare = name.lstrip("-")
+            if bare not in valid:
+                raise ValidationError(
+                    {"order_by": [f"Cannot order by '{bare}'; valid: {', '.join(sorted(valid))}."]}
+                )
+            order.append((bare, descending))
+        return tuple(order)
+
+
+def query_schema(dataset: Dataset) -> type[Schema]:
+    """The query schema of `dataset`: its filters plus paging, ordering and grouping."""
+    declared = {name: flt.param_field() for name, flt in dataset.filters.items()}
+    declared.update(
+        page_size=fields.Integer(
+            validate=validate.Range(min=0),
+            metadata={"description": "rows per page (0: count only); at most MAX_PAGE_SIZE"},
+        ),
+        offset=fields.Integer(validate=validate.Range(min=0), metadata={"description": "rows to skip"}),
+        order_by=NameList(metadata={"description": "e.g. `age,-gender`; grouped: keys or `count`"}),
+        group_by=GroupBy(dataset, metadata={"description": "e.g. `gender,week(start_time)`"}),
+        time_zone=TimeZone(metadata={"description": "IANA name or ±HH:MM for date buckets (UTC)"}),
+        cursor=fields.String(metadata={"description": "next_cursor of the previous page"}),
+    )
+    name = f"{dataset.name.capitalize()}QuerySchema"
+    return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset})

@@ -1,0 +1,83 @@
+"""Pure shaping: Elasticsearch responses in, API rows out."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+
+from ..datasets.registry import Dataset
+from .params import QueryParams
+
+
+def events(dataset: Dataset, response: dict) -> list[dict]:
+    return [dataset.to_event(hit["_source"]) for hit in response["hits"]["hits"]]
+
+
+def total(response: dict) -> int:
+    return response["hits"]["total"]["value"]
+
+
+def add_buckets(params: QueryParams, buckets: list[dict], counts: dict) -> dict:
+    """Fold composite buckets into `counts` (row key tuple → events).
+
+    One bucket may stand for several rows (overlapping age ranges) or none (an age outside
+    every range); buckets folding into the same row add up.
+    """
+    for bucket in buckets:
+        partials = [
+            group.rows(bucket["key"][f"g{i}"], params.time_zone) for i, group in enumerate(params.groups)
+        ]
+        for combination in itertools.product(*partials):
+            row = {}
+            for partial in combination:
+                row.update(partial)
+            key = tuple((name, _hashable(value)) for name, value in row.items())
+            counts[key] = counts.get(key, 0) + bucket["doc_count"]
+    return counts
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def rows(params: QueryParams, counts: dict) -> list[dict]:
+    """Rows with their counts, ordered by `order_by` (keys or count), else by the keys."""
+    sort_keys = {key: group for group in params.groups for key in group.keys}
+    result = [
+        {**{name: list(value) if isinstance(value, tuple) else value for name, value in key}, "count": n}
+        for key, n in counts.items()
+    ]
+    order = list(params.order) or [(key, False) for key in sort_keys]
+    for name, descending in reversed(order):
+        if name == "count":
+            result.sort(key=lambda row: row["count"], reverse=descending)
+        else:
+            group = sort_keys[name]
+            result.sort(key=lambda row, n=name, g=group: g.sort_key(n, row[n]), reverse=descending)
+    return result
+
+
+def fingerprint(dataset: Dataset, params: QueryParams) -> str:
+    """Identifies a query's filters and order, so a cursor is only used with its own query."""
+    text = repr((dataset.name, sorted(params.filters.items()), params.order))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def encode_cursor(sort_values: list, query_fingerprint: str) -> str:
+    raw = json.dumps({"after": sort_values, "q": query_fingerprint}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, query_fingerprint: str) -> list:
+    """The `search_after` values of a cursor (raises ValueError if it is not this query's)."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        after = data["after"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError("malformed cursor") from exc
+    if data.get("q") != query_fingerprint or not isinstance(after, list):
+        raise ValueError("the cursor belongs to another query")
+    return after

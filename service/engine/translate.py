@@ -1,0 +1,89 @@
+"""Pure translation: query parameters in, Elasticsearch request bodies out.
+
+No I/O here, so every rule is unit tested in milliseconds (tests/unit/test_translate.py).
+"""
+
+from __future__ import annotations
+
+from ..datasets.registry import Dataset
+from .filters import any_of
+from .groups import es_zone
+from .params import QueryParams
+
+#: Buckets fetched per composite page: large pages mean few round trips for big groupings.
+COMPOSITE_PAGE = 5000
+#: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
+RESULT_WINDOW = 10_000
+
+
+def filter_query(dataset: Dataset, filters: dict, institutions=()) -> dict:
+    """A bool query: every filter must hold; a token's institutions always apply."""
+    clauses, nested = [], {}
+    for name, value in filters.items():
+        flt = dataset.filters[name]
+        if flt.nested:
+            nested.setdefault(flt.nested, []).append((flt, value))
+        else:
+            clauses.append(flt.clause(value))
+    for path, items in nested.items():
+        clauses.append(entry_query(path, items))
+    if institutions:
+        clauses.append({"terms": {dataset.institution_field: list(institutions)}})
+    return {"bool": {"filter": clauses}} if clauses else {"match_all": {}}
+
+
+def entry_query(path: str, items) -> dict:
+    """Filters on the keys of one nested entry must all hold on the SAME entry.
+
+    When every filter admits `null`, an event with no entry at all matches too.
+    """
+    inner = [flt.clause(value) for flt, value in items]
+    query = {"nested": {"path": path, "query": {"bool": {"filter": inner}}}}
+    if all(flt.matches_absent(value) for flt, value in items):
+        no_entry = {"bool": {"must_not": [{"nested": {"path": path, "query": {"match_all": {}}}}]}}
+        return any_of([query, no_entry])
+    return query
+
+
+def sort_clause(dataset: Dataset, order) -> list[dict]:
+    order = order or tuple((name.lstrip("-"), name.startswith("-")) for name in dataset.default_order)
+    clauses = [
+        {dataset.orderable[name]: {"order": "desc" if descending else "asc", "missing": "_last"}}
+        for name, descending in order
+    ]
+    tiebreak = dataset.tiebreak_field or dataset.id_field
+    if tiebreak not in {next(iter(clause)) for clause in clauses}:
+        clauses.append({tiebreak: {"order": "asc"}})
+    return clauses
+
+
+def search_body(
+    dataset: Dataset, params: QueryParams, page_size: int, institutions=(), search_after=None
+) -> dict:
+    body = {"query": filter_query(dataset, params.filters, institutions), "track_total_hits": True}
+    if page_size == 0:
+        return {**body, "size": 0}
+    body.update(size=page_size, sort=sort_clause(dataset, params.order))
+    if search_after is not None:
+        body["search_after"] = search_after
+    elif params.offset:
+        body["from"] = params.offset
+    return body
+
+
+def group_body(dataset: Dataset, params: QueryParams, institutions=(), after=None) -> dict:
+    """One page of a composite aggregation over every requested group.
+
+    The first page also counts the matching events; later pages only fetch buckets.
+    """
+    zone = es_zone(params.time_zone)
+    sources = [{f"g{i}": group.source(zone)} for i, group in enumerate(params.groups)]
+    composite = {"size": COMPOSITE_PAGE, "sources": sources}
+    if after is not None:
+        composite["after"] = after
+    return {
+        "query": filter_query(dataset, params.filters, institutions),
+        "size": 0,
+        "track_total_hits": after is None,
+        "aggs": {"groups": {"composite": composite}},
+    }

@@ -1,0 +1,32 @@
+"""Process-wide clients, created once per worker (the Elasticsearch client is thread-safe)."""
+
+from __future__ import annotations
+
+from elasticsearch import Elasticsearch
+from flask import Flask
+
+from .auth import TokenStore
+from .config import Settings
+
+
+def make_client(settings: Settings) -> Elasticsearch:
+    options = {
+        "request_timeout": settings.es_request_timeout,
+        # Fail fast when the node is down: the client answers 503 and the caller retries.
+        "max_retries": 1,
+        "retry_on_timeout": False,
+    }
+    if settings.es_api_key:
+        options["api_key"] = settings.es_api_key
+    elif settings.es_username:
+        options["basic_auth"] = (settings.es_username, settings.es_password)
+    if settings.es_ca_cert:
+        options["ca_certs"] = settings.es_ca_cert
+    hosts = [url.strip() for url in settings.es_url.split(",") if url.strip()]
+    return Elasticsearch(hosts, **options)
+
+
+def init_app(app: Flask, settings: Settings, es: Elasticsearch | None = None) -> None:
+    es = es or make_client(settings)
+    app.extensions["es"] = es
+    app.extensions["tokens"] = TokenStore(es, f"{settings.index_prefix}tokens", settings.token_cache_seconds)

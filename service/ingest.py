@@ -1,0 +1,191 @@
+"""Ingest: request bodies in, validated Elasticsearch documents out, bulk outcomes reported.
+
+Everything here is pure but for `store`, which sends one `_bulk` request. An event counts as
+stored only when Elasticsearch's bulk item says so; each item's outcome is reported as it is.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass, field
+
+import orjson
+from marshmallow import RAISE, Schema, ValidationError
+
+from .datasets.registry import Dataset
+from .errors import ApiError
+
+JSON_TYPES = ("application/json",)
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+
+
+# -- bodies ---------------------------------------------------------------------------------
+
+
+def decode_body(raw: bytes, encoding: str, max_bytes: int) -> bytes:
+    """Undo `Content-Encoding: gzip`, refusing to inflate past `max_bytes` (413)."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return raw
+    if encoding not in ("gzip", "x-gzip"):
+        raise ApiError(415, "unsupported_media_type", f"Unsupported Content-Encoding '{encoding}'.")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(raw, max_bytes + 1)
+    except zlib.error as exc:
+        raise ApiError(400, "invalid_body", "The body is not valid gzip.") from exc
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise ApiError(413, "payload_too_large", "Request body too large once decompressed.")
+    if not inflater.eof:
+        raise ApiError(400, "invalid_body", "The gzip body is truncated.")
+    return data
+
+
+@dataclass
+class Batch:
+    """The items of a body; `single` when it was one JSON object rather than a list."""
+
+    items: list
+    single: bool = False
+    #: Position → reason, for NDJSON lines that are not JSON at all.
+    broken: dict[int, str] = field(default_factory=dict)
+
+
+def parse_events(data: bytes, content_type: str) -> Batch:
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media in NDJSON_TYPES:
+        return parse_ndjson(data)
+    if media not in JSON_TYPES:
+        raise ApiError(415, "unsupported_media_type", "Send application/json or application/x-ndjson.")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}") from exc
+    if isinstance(body, dict):
+        return Batch([body], single=True)
+    if isinstance(body, list):
+        if not body:
+            raise ApiError(400, "validation_error", "The batch is empty.")
+        return Batch(body)
+    raise ApiError(400, "validation_error", "The body must be an event object or a list of events.")
+
+
+def parse_ndjson(data: bytes) -> Batch:
+    items, broken = [], {}
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            broken[len(items)] = f"Not valid JSON: {exc}"
+            items.append(None)
+    if not items:
+        raise ApiError(400, "validation_error", "The batch is empty.")
+    return Batch(items, broken=broken)
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+def ingest_schema(dataset: Dataset) -> Schema:
+    """The marshmallow schema of one event of `dataset`, from its registry; unknown keys: 400."""
+    declared = {
+        f.name: f.type.schema_field(required=f.required, allow_none=not f.required)
+        for f in dataset.fields
+        if not f.server_side
+    }
+    schema_class = Schema.from_dict(declared, name=f"{dataset.name.capitalize()}EventSchema")
+    return schema_class(unknown=RAISE)
+
+
+def validate_items(schema: Schema, batch: Batch) -> tuple[dict[int, dict], dict[int, dict]]:
+    """(position → valid event, position → errors)."""
+    valid, errors = {}, {}
+    for position, item in enumerate(batch.items):
+        if position in batch.broken:
+            errors[position] = {"_line": [batch.broken[position]]}
+        elif not isinstance(item, dict):
+            errors[position] = {"_event": ["An event must be a JSON object."]}
+        else:
+            try:
+                valid[position] = schema.load(item)
+            except ValidationError as exc:
+                errors[position] = exc.messages
+    return valid, errors
+
+
+# -- outcomes ---------------------------------------------------------------------------------
+
+CREATED, DUPLICATE, INVALID, RETRY, FAILED = "created", "duplicate", "invalid", "retry", "failed"
+
+
+def bulk_operations(index: str, documents: list[tuple[str, dict]]) -> list:
+    """`create` actions: a repeated id is refused by Elasticsearch, so a retry never duplicates."""
+    operations = []
+    for doc_id, document in documents:
+        operations.append({"create": {"_index": index, "_id": doc_id}})
+        operations.append(document)
+    return operations
+
+
+def item_outcome(item: dict) -> tuple[str, str | None]:
+    result = item.get("create") or item.get("index") or {}
+    status = result.get("status", 500)
+    if status in (200, 201):
+        return CREATED, None
+    error = result.get("error") or {}
+    reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip(": ")
+    if status == 409:
+        return DUPLICATE, None
+    if status == 400:
+        return INVALID, reason
+    if status == 429:
+        return RETRY, reason
+    return FAILED, reason
+
+
+@dataclass
+class Report:
+    """What happened to each item of one request, in request order."""
+
+    size: int
+    ids: dict[int, object] = field(default_factory=dict)
+    outcomes: dict[int, str] = field(default_factory=dict)
+    errors: dict[int, object] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for value in self.outcomes.values() if value == outcome)
+
+    @property
+    def status(self) -> int:
+        created, duplicates = self.count(CREATED), self.count(DUPLICATE)
+        done = created + duplicates
+        if done == self.size:
+            return 201 if created else 200
+        if done:
+            return 207
+        if any(self.outcomes.get(i) in (RETRY, FAILED) for i in range(self.size)):
+            return 429 if self.count(RETRY) else 503
+        return 400
+
+    def body(self) -> dict:
+        return {
+            "stored": self.count(CREATED),
+            "duplicates": self.count(DUPLICATE),
+            "rejected": self.size - self.count(CREATED) - self.count(DUPLICATE),
+            "ids": [
+                self.ids.get(i) if self.outcomes.get(i) in (CREATED, DUPLICATE) else None
+                for i in range(self.size)
+            ],
+            "errors": [
+                {"index": i, "status": self.outcomes.get(i, INVALID), "errors": self.errors[i]}
+                for i in sorted(self.errors)
+            ],
+        }
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """For tests and clients: the gzip form of a body."""
+    return gzip.compress(data)

@@ -1,0 +1,74 @@
+"""The only module that talks to Elasticsearch about events: bulk writes, gets and searches.
+
+Everything above it is pure (translation, shaping); views call these functions with the
+process-wide client from `current_app.extensions["es"]`.
+"""
+
+from __future__ import annotations
+
+from elasticsearch import Elasticsearch
+
+from .datasets.registry import Dataset
+from .engine import shape
+from .engine.params import QueryParams
+from .engine.translate import COMPOSITE_PAGE, group_body, search_body
+from .ingest import Report, bulk_operations, item_outcome
+
+
+def bulk_create(
+    es: Elasticsearch, index: str, documents: dict[int, tuple[str, dict]], report: Report, refresh
+) -> Report:
+    """Create `documents` (position → (id, document)) in one `_bulk`; record each outcome."""
+    if not documents:
+        return report
+    positions = list(documents)
+    response = es.bulk(operations=bulk_operations(index, list(documents.values())), refresh=refresh)
+    for position, item in zip(positions, response["items"], strict=True):
+        outcome, reason = item_outcome(item)
+        report.ids[position] = documents[position][0]
+        report.outcomes[position] = outcome
+        if reason:
+            report.errors[position] = {"_elasticsearch": [reason]}
+    return report
+
+
+def get_event(es: Elasticsearch, dataset: Dataset, prefix: str, event_id, institutions=()) -> dict | None:
+    """One event by id (real time: no refresh needed), or None, also when a token restricted
+    to institutions may not see it."""
+    found = es.options(ignore_status=404).get(index=dataset.index_name(prefix), id=str(event_id))
+    if not found.get("found"):
+        return None
+    source = found["_source"]
+    if institutions and source.get(dataset.institution_field) not in institutions:
+        return None
+    return dataset.to_event(source)
+
+
+def search_events(
+    es: Elasticsearch,
+    dataset: Dataset,
+    prefix: str,
+    params: QueryParams,
+    page_size: int,
+    institutions=(),
+    search_after=None,
+) -> dict:
+    body = search_body(dataset, params, page_size, institutions, search_after)
+    return es.search(index=dataset.index_pattern(prefix), body=body)
+
+
+def group_events(
+    es: Elasticsearch, dataset: Dataset, prefix: str, params: QueryParams, institutions=()
+) -> tuple[int, list[dict]]:
+    """(events matching, every row): pages through the composite aggregation to the end."""
+    counts, after, total = {}, None, None
+    while True:
+        body = group_body(dataset, params, institutions, after)
+        response = es.search(index=dataset.index_pattern(prefix), body=body)
+        if total is None:
+            total = shape.total(response)
+        aggregation = response["aggregations"]["groups"]
+        shape.add_buckets(params, aggregation["buckets"], counts)
+        after = aggregation.get("after_key")
+        if after is None or len(aggregation["buckets"]) < COMPOSITE_PAGE:
+            return total, shape.rows(params, counts)

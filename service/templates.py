@@ -1,0 +1,99 @@
+"""Index templates, generated from the dataset registries and installed idempotently.
+
+`index_templates/<dataset>.json` is this module's output for the default prefix, checked in so
+operators can read the mappings; a test keeps it current (`make templates` rewrites it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from elasticsearch import Elasticsearch
+
+from .datasets import DATASETS
+from .datasets.registry import Dataset
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "index_templates"
+DEFAULT_PREFIX = "events-"
+
+
+def template_name(dataset: Dataset, prefix: str) -> str:
+    return f"{prefix}{dataset.name}"
+
+
+def index_template(dataset: Dataset, prefix: str = DEFAULT_PREFIX) -> dict:
+    properties = {field.name: field.type.mapping() for field in dataset.fields}
+    if dataset.derived_mapping:
+        properties["derived"] = {"type": "object", "properties": dataset.derived_mapping}
+    return {
+        "index_patterns": [dataset.index_pattern(prefix)],
+        "priority": 200,
+        "template": {
+            "settings": {
+                "index.number_of_shards": 1,
+                # One replica as soon as a second node exists; none on a single dev node.
+                "index.auto_expand_replicas": "0-1",
+                "index.refresh_interval": "1s",
+            },
+            "mappings": {
+                # A stray field is refused rather than growing the mapping.
+                "dynamic": "strict",
+                "properties": properties,
+            },
+        },
+        "_meta": {
+            "dataset": dataset.name,
+            "description": dataset.doc,
+            "generated_from": f"service/datasets/{dataset.name}.py",
+        },
+    }
+
+
+def render(template: dict) -> str:
+    return json.dumps(template, indent=2, sort_keys=True) + "\n"
+
+
+def write_files(directory: Path = TEMPLATES_DIR) -> list[Path]:
+    directory.mkdir(exist_ok=True)
+    written = []
+    for dataset in DATASETS.values():
+        path = directory / f"{dataset.name}.json"
+        path.write_text(render(index_template(dataset)))
+        written.append(path)
+    return written
+
+
+def install(es: Elasticsearch, prefix: str) -> list[str]:
+    """Put every dataset's template and create its index; safe to repeat."""
+    names = []
+    for dataset in DATASETS.values():
+        body = index_template(dataset, prefix)
+        name = template_name(dataset, prefix)
+        es.indices.put_index_template(name=name, **body)
+        index = dataset.index_name(prefix)
+        if not es.indices.exists(index=index):
+            es.options(ignore_status=400).indices.create(index=index)
+        names.append(name)
+    return names
+
+
+def installed(es: Elasticsearch, prefix: str) -> bool:
+    """Whether every dataset's template is in place and equals the registry's."""
+    for dataset in DATASETS.values():
+        name = template_name(dataset, prefix)
+        found = es.options(ignore_status=404).indices.get_index_template(name=name)
+        templates = found.get("index_templates") or []
+        if not templates:
+            return False
+    return True
+
+
+def stale_files(directory: Path = TEMPLATES_DIR) -> list[Path]:
+    """Checked-in template files that differ from the registries' output."""
+    stale = []
+    for dataset in DATASETS.values():
+        path = directory / f"{dataset.name}.json"
+        if not path.exists() or path.read_text() != render(index_template(dataset)):
+            stale.append(path)
+    return stale
