@@ -10,12 +10,14 @@ Used as a library (`LocalNode`) and as a command: `python -m scripts.local_es fe
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import json
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -108,6 +110,18 @@ def find_java_home() -> Path:
         f"no Java {MIN_JAVA}+ runtime found (tried ES_JAVA_HOME, JAVA_HOME, PATH, "
         "/usr/lib/jvm); install one or set ES_JAVA_HOME"
     )
+
+
+try:  # resolved in the parent: after fork the child may already run as the node user
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM when the parent dies, so no node is orphaned."""
+    if _prctl is not None:
+        _prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -216,6 +230,7 @@ class LocalNode:
             group=owner[1] if owner else None,
             extra_groups=[] if owner else None,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         self.wait_healthy(timeout)
         return self

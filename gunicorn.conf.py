@@ -1,0 +1,21 @@
+"""gunicorn settings (`gunicorn -c gunicorn.conf.py wsgi:app`); each can be set from the environment.
+
+Requests spend most of their time waiting on Elasticsearch, so each worker process serves
+several at once with threads (gthread); one process per core keeps Python's CPU work parallel.
+"""
+
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8888')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+keepalive = 30
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+# Recycle workers now and then so a slow leak can never grow without bound.
+max_requests = 100_000
+max_requests_jitter = 10_000
+accesslog = os.environ.get("ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
