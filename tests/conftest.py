@@ -119,9 +119,14 @@ def auth(secret: str, scheme: str = "token") -> dict:
     return {"Authorization": f"{scheme} {secret}"}
 
 
+def empty_index(es, settings, dataset_name: str) -> None:
+    """Drop and recreate a dataset's index (its template applies again)."""
+    index = f"{settings.index_prefix}{dataset_name}"
+    es.options(ignore_status=404).indices.delete(index=index)
+    es.indices.create(index=index)
+
+
 @pytest.fixture
-def fresh_cdx(es, settings):
+def fresh_cdx(app, es, settings):
     """An empty cdx index for tests that count."""
-    es.delete_by_query(
-        index=f"{settings.index_prefix}cdx*", query={"match_all": {}}, refresh=True, conflicts="proceed"
-    )
+    empty_index(es, settings, "cdx")

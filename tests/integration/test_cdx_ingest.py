@@ -1,0 +1,176 @@
+"""CDX ingest on a real node: bodies, validation, batches, duplicates, refresh (API.md section 3)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from tests.conftest import auth
+
+
+@pytest.fixture(autouse=True)
+def _empty(fresh_cdx):
+    pass
+
+
+def post(client, tokens, body, query="?refresh=wait_for", token="ingest", **kwargs):
+    if not isinstance(body, bytes | str):
+        kwargs.setdefault("json", body)
+        return client.post(f"/events{query}", headers=auth(tokens[token]), **kwargs)
+    return client.post(
+        f"/events{query}", data=body, headers={**auth(tokens[token]), **kwargs.pop("headers", {})}, **kwargs
+    )
+
+
+def count(client, tokens, query="") -> int:
+    return client.get(f"/events?page_size=0&{query}", headers=auth(tokens["query"])).json["total_count"]
+
+
+def test_single_event_gets_uuid_and_created_at(client, tokens):
+    response = post(client, tokens, {"gender": "female", "age": 31})
+    assert response.status_code == 201
+    assert response.json["stored"] == 1 and response.json["duplicates"] == 0
+    (uuid,) = response.json["ids"]
+    event = client.get(f"/events/{uuid}", headers=auth(tokens["query"])).json
+    assert event["uuid"] == uuid and event["gender"] == "female"
+    assert event["created_at"].startswith("20")
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"colour": "red"}, "colour"),
+        ({"age": -1}, "age"),
+        ({"age": "5"}, "age"),
+        ({"age": 5.5}, "age"),
+        ({"institution_id": True}, "institution_id"),
+        ({"device_id": 1.5}, "device_id"),
+        ({"start_time": "yesterday"}, "start_time"),
+        ({"start_time": "2020-13-45"}, "start_time"),
+        ({"parent_locations": ["a"]}, "parent_locations"),
+        ({"results": [{"condition": "mtb", "extra": 1}]}, "results"),
+        ({"results": {"condition": "mtb"}}, "results"),
+        ({"custom_fields": [1, 2]}, "custom_fields"),
+    ],
+)
+def test_invalid_single_event_is_400_naming_the_field(client, tokens, event, field):
+    response = post(client, tokens, event)
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["code"] == "validation_error"
+    assert field in response.json["error"]["details"]["fields"]
+    assert count(client, tokens) == 0
+
+
+def test_batch_stores_valid_events_and_reports_invalid_ones(client, tokens):
+    batch = [{"uuid": "a"}, {"age": "old"}, {"uuid": "b"}, "not an object"]
+    response = post(client, tokens, batch)
+    assert response.status_code == 207
+    body = response.json
+    assert (body["stored"], body["duplicates"], body["rejected"]) == (2, 0, 2)
+    assert body["ids"] == ["a", None, "b", None]
+    assert [error["index"] for error in body["errors"]] == [1, 3]
+    assert "age" in body["errors"][0]["errors"]
+    assert count(client, tokens) == 2
+
+
+def test_batch_with_nothing_storable_is_400(client, tokens):
+    response = post(client, tokens, [{"age": -1}, {"colour": 1}])
+    assert response.status_code == 400
+    assert response.json["rejected"] == 2
+
+
+def test_ndjson_with_a_broken_line(client, tokens):
+    body = '{"uuid": "n1"}\n{"uuid": \n\n{"uuid": "n3"}\n'
+    response = post(client, tokens, body, content_type="application/x-ndjson")
+    assert response.status_code == 207
+    assert response.json["stored"] == 2
+    assert response.json["errors"][0]["index"] == 1
+    assert "_line" in response.json["errors"][0]["errors"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+def test_gzip_bodies(client, tokens, content_type):
+    events = [{"uuid": "g1"}, {"uuid": "g2"}]
+    text = json.dumps(events) if content_type == "application/json" else "\n".join(map(json.dumps, events))
+    response = post(
+        client,
+        tokens,
+        gzip.compress(text.encode()),
+        content_type=content_type,
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 201, response.json
+    assert count(client, tokens, "uuid=g1,g2") == 2
+
+
+def test_gzip_that_inflates_past_the_limit_is_413(app, client, tokens):
+    limit = app.config["SETTINGS"].max_body_bytes
+    bomb = gzip.compress(b"[" + b" " * (limit + 10) + b"]")
+    response = post(
+        client, tokens, bomb, content_type="application/json", headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 413
+
+
+def test_broken_gzip_is_400(client, tokens):
+    response = post(
+        client, tokens, b"not gzip", content_type="application/json", headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [(b"{not json", "invalid_json"), (b"[]", "validation_error"), (b'"text"', "validation_error")],
+)
+def test_malformed_bodies_are_400(client, tokens, body, code):
+    response = post(client, tokens, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == code
+
+
+def test_repeated_uuid_is_stored_once_and_reported_as_duplicate(client, tokens):
+    first = post(client, tokens, {"uuid": "dup", "gender": "f"})
+    assert first.status_code == 201
+    again = post(client, tokens, {"uuid": "dup", "gender": "f"})
+    assert again.status_code == 200
+    assert (again.json["stored"], again.json["duplicates"]) == (0, 1)
+    within = post(client, tokens, [{"uuid": "dup2"}, {"uuid": "dup2"}, {"uuid": "dup"}])
+    assert within.status_code == 201
+    assert (within.json["stored"], within.json["duplicates"]) == (1, 2)
+    assert count(client, tokens, "uuid=dup") == 1
+    assert count(client, tokens, "uuid=dup2") == 1
+
+
+def test_refresh_wait_for_makes_events_visible(client, tokens):
+    post(client, tokens, [{"uuid": f"r{i}"} for i in range(3)], query="?refresh=wait_for")
+    assert count(client, tokens) == 3
+    assert post(client, tokens, {"uuid": "t"}, query="?refresh=true").status_code == 201
+    assert count(client, tokens) == 4
+    assert post(client, tokens, {}, query="?refresh=sometimes").status_code == 400
+
+
+def test_default_does_not_wait_but_event_is_stored(es, settings, client, tokens):
+    response = post(client, tokens, {"uuid": "later"}, query="")
+    assert response.status_code == 201
+    es.indices.refresh(index=f"{settings.index_prefix}cdx")
+    assert count(client, tokens, "uuid=later") == 1
+
+
+def test_restricted_token_ingests_only_its_institutions(client, tokens):
+    assert post(client, tokens, {"institution_id": 1}, token="inst1").status_code == 201
+    response = post(client, tokens, [{"institution_id": 1}, {"institution_id": 2}], token="inst1")
+    assert response.status_code == 403
+    assert response.json["error"]["details"]["indexes"] == [1]
+    assert post(client, tokens, {"gender": "f"}, token="inst1").status_code == 403
+    assert count(client, tokens) == 1
+
+
+def test_nulls_are_accepted_and_returned(client, tokens):
+    event = {"uuid": "nulls", "gender": None, "custom_fields": {"a": None}}
+    assert post(client, tokens, event).status_code == 201
+    stored = client.get("/events/nulls", headers=auth(tokens["query"])).json
+    assert stored["gender"] is None and stored["custom_fields"] == {"a": None}
+    assert count(client, tokens, "gender=null") == 1

@@ -1,0 +1,381 @@
+"""CDX queries on a real node: every filter, ordering, paging, grouping (API.md section 4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import auth, empty_index
+
+EVENTS = [
+    {
+        "uuid": "e1",
+        "start_time": "2020-03-02T10:00:00Z",
+        "age": 5,
+        "gender": "male",
+        "institution_id": 1,
+        "laboratory_id": 10,
+        "device_id": "dev-a",
+        "location_id": 111,
+        "parent_locations": [1, 11],
+        "assay_name": "GX1-a",
+        "test_type": "specimen",
+        "system_user": "u1",
+        "results": [{"condition": "mtb", "result": "positive"}, {"condition": "rif", "result": "negative"}],
+        "pii": {"name": "Ann"},
+        "custom_fields": {"x": None, "y": [1, {"z": None}]},
+    },
+    {
+        "uuid": "e2",
+        "start_time": "2020-03-03T23:30:00Z",
+        "age": 12,
+        "gender": "female",
+        "institution_id": 1,
+        "device_id": 17,
+        "location_id": 112,
+        "parent_locations": [1, 11],
+        "assay_name": "GX2",
+        "test_type": "qc",
+        "results": [{"condition": "mtb", "result": "negative"}],
+    },
+    {
+        "uuid": "e3",
+        "start_time": "2012-12-31T12:00:00Z",
+        "age": 30,
+        "gender": "unknown",
+        "institution_id": 2,
+        "location_id": 21,
+        "parent_locations": [2],
+        "results": [{"condition": "flu"}],
+        "error_code": 7,
+    },
+    {
+        "uuid": "e4",
+        "start_time": "2021-01-10T00:30:00Z",
+        "institution_id": 2,
+        "location_id": 2,
+        "results": [],
+    },
+    {
+        "uuid": "e5",
+        "start_time": "2020-03-04T08:00:00Z",
+        "age": 40,
+        "gender": "male",
+        "institution_id": 3,
+        "assay_name": "GX1-b",
+        "results": [{"result": "positive"}],
+        "created_at": "2020-03-05T00:00:00Z",
+    },
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loaded(app, es, settings, tokens):
+    empty_index(es, settings, "cdx")
+    response = app.test_client().post("/events?refresh=wait_for", json=EVENTS, headers=auth(tokens["ingest"]))
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def uuids(client, tokens, query: str) -> list[str]:
+    response = client.get(f"/events?{query}", headers=auth(tokens["query"]))
+    assert response.status_code == 200, response.json
+    assert response.json["total_count"] == len(response.json["events"])
+    return sorted(event["uuid"] for event in response.json["events"])
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["e1", "e2", "e3", "e4", "e5"]),
+        ("gender=male", ["e1", "e5"]),
+        ("gender=male,female", ["e1", "e2", "e5"]),
+        ("gender=unknown", ["e3"]),
+        ("gender=null", ["e4"]),
+        ("gender=not(null)", ["e1", "e2", "e3", "e5"]),
+        ("gender=null,female", ["e2", "e4"]),
+        ("gender=male&gender=female", ["e1", "e2", "e5"]),
+        ("assay_name=GX1*", ["e1", "e5"]),
+        ("assay_name=GX2,GX1-b", ["e2", "e5"]),
+        ("assay_name=*-b", ["e5"]),
+        ("institution=1", ["e1", "e2"]),
+        ("institution=2,3", ["e3", "e4", "e5"]),
+        ("laboratory=10", ["e1"]),
+        ("laboratory=null", ["e2", "e3", "e4", "e5"]),
+        ("device=dev-a", ["e1"]),
+        ("device=17", ["e2"]),
+        ("location=1", ["e1", "e2"]),
+        ("location=11", ["e1", "e2"]),
+        ("location=112", ["e2"]),
+        ("location=2", ["e3", "e4"]),
+        ("location=null", ["e5"]),
+        ("system_user=u1", ["e1"]),
+        ("test_type=qc,specimen", ["e1", "e2"]),
+        ("uuid=e1,e3", ["e1", "e3"]),
+        ("error_code=7", ["e3"]),
+        ("error_code=null", ["e1", "e2", "e4", "e5"]),
+        ("age=5,30", ["e1", "e3"]),
+        ("age=null", ["e4"]),
+        ("min_age=12", ["e2", "e3", "e5"]),
+        ("max_age=12", ["e1", "e2"]),
+        ("min_age=6&max_age=30", ["e2", "e3"]),
+        ("since=2020-03-03T23:30:00Z", ["e2", "e4", "e5"]),
+        ("until=2020-03-03T23:30:00Z", ["e1", "e2", "e3"]),
+        ("since=2020-03-01&until=2020-03-31", ["e1", "e2", "e5"]),
+        ("created_at_until=2020-12-31", ["e5"]),
+        ("created_at_since=2021-01-01", ["e1", "e2", "e3", "e4"]),
+        ("condition=mtb", ["e1", "e2"]),
+        ("result=positive", ["e1", "e5"]),
+        ("condition=mtb&result=positive", ["e1"]),
+        ("condition=rif&result=positive", []),
+        ("condition=rif&result=negative", ["e1"]),
+        ("condition=null", ["e4", "e5"]),
+        ("condition=null,flu", ["e3", "e4", "e5"]),
+        ("condition=not(null)", ["e1", "e2", "e3"]),
+        ("result=null", ["e3", "e4"]),
+        ("condition=null&result=positive", ["e5"]),
+        ("gender=male&institution=3", ["e5"]),
+    ],
+)
+def test_filters(client, tokens, query, expected):
+    assert uuids(client, tokens, query) == expected
+
+
+def test_event_comes_back_as_ingested_without_pii(client, tokens):
+    event = client.get("/events/e1", headers=auth(tokens["query"])).json
+    expected = {key: value for key, value in EVENTS[0].items() if key != "pii"}
+    assert {key: event[key] for key in expected} == expected
+    assert "pii" not in event and "derived" not in event
+    assert set(event) == set(expected) | {"created_at"}
+
+
+def test_pii_appears_in_no_response(client, tokens):
+    headers = auth(tokens["query"])
+    for path in ("/events", "/events/e1", "/events?group_by=gender", "/events?uuid=e1"):
+        assert b"Ann" not in client.get(path, headers=headers).data, path
+
+
+def test_missing_event_is_404(client, tokens):
+    response = client.get("/events/nope", headers=auth(tokens["query"]))
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ("age", ["e1", "e2", "e3", "e5", "e4"]),
+        ("-age", ["e5", "e3", "e2", "e1", "e4"]),
+        ("gender,-age", ["e2", "e5", "e1", "e3", "e4"]),
+        ("-start_time", ["e4", "e5", "e2", "e1", "e3"]),
+        ("institution,uuid", ["e1", "e2", "e3", "e4", "e5"]),
+    ],
+)
+def test_order_by(client, tokens, order, expected):
+    events = client.get(f"/events?order_by={order}", headers=auth(tokens["query"])).json["events"]
+    assert [event["uuid"] for event in events] == expected
+
+
+def test_paging_and_count_only(client, tokens):
+    headers = auth(tokens["query"])
+    page = client.get("/events?order_by=age&page_size=2&offset=1", headers=headers).json
+    assert page["total_count"] == 5
+    assert [event["uuid"] for event in page["events"]] == ["e2", "e3"]
+    count = client.get("/events?page_size=0&gender=male", headers=headers).json
+    assert count == {"total_count": 2, "events": []}
+
+
+def test_cursor_pages_through_everything(client, tokens):
+    headers, seen, cursor = auth(tokens["query"]), [], None
+    while True:
+        query = "order_by=age&page_size=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(f"/events?{query}", headers=headers).json
+        seen += [event["uuid"] for event in page["events"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == ["e1", "e2", "e3", "e5", "e4"]
+
+
+def test_cursor_of_another_query_is_400(client, tokens):
+    headers = auth(tokens["query"])
+    cursor = client.get("/events?page_size=1", headers=headers).json["next_cursor"]
+    response = client.get(f"/events?page_size=1&gender=male&cursor={cursor}", headers=headers)
+    assert response.status_code == 400
+    assert "cursor" in response.json["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("gendre=male", ["gendre"]),
+        ("page_size=1001", ["page_size"]),
+        ("offset=-1", ["offset"]),
+        ("offset=9990&page_size=50", ["offset"]),
+        ("group_by=colour", ["group_by"]),
+        ("order_by=colour", ["order_by"]),
+        ("group_by=gender&order_by=age", ["order_by"]),
+        ("time_zone=Nowhere/City&group_by=day(start_time)", ["time_zone"]),
+        ("since=not-a-date", ["since"]),
+        ("age=abc", ["age"]),
+    ],
+)
+def test_bad_parameters_are_400_naming_them(client, tokens, query, names):
+    response = client.get(f"/events?{query}", headers=auth(tokens["query"]))
+    assert response.status_code == 400, response.json
+    error = response.json["error"]
+    assert error["code"] == "validation_error"
+    text = error["message"] + str(error.get("details"))
+    for name in names:
+        assert name in text
+
+
+def test_unknown_parameter_lists_the_valid_ones(client, tokens):
+    details = client.get("/events?gendre=male", headers=auth(tokens["query"])).json["error"]["details"]
+    assert "gender" in details["valid"] and "group_by" in details["valid"]
+
+
+def test_json_body_query_forms(client, tokens):
+    headers = auth(tokens["query"])
+    body = {"gender": ["male", None], "order_by": ["-age"]}
+    posted = client.post("/events/query", json=body, headers=headers).json
+    assert [event["uuid"] for event in posted["events"]] == ["e5", "e1", "e4"]
+    with_get = client.open("/events", method="GET", json=body, headers=headers).json
+    assert with_get == posted
+    unknown = client.post("/events/query", json={"gendre": "x"}, headers=headers)
+    assert unknown.status_code == 400
+    assert "gendre" in unknown.json["error"]["message"]
+
+
+def grouped(client, tokens, query="", body=None):
+    headers = auth(tokens["query"])
+    if body is not None:
+        response = client.post("/events/query", json=body, headers=headers)
+    else:
+        response = client.get(f"/events?{query}", headers=headers)
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def test_group_by_gender_with_null_row(client, tokens):
+    result = grouped(client, tokens, "group_by=gender")
+    assert result["total_count"] == 5
+    assert result["events"] == [
+        {"gender": "female", "count": 1},
+        {"gender": "male", "count": 2},
+        {"gender": "unknown", "count": 1},
+        {"gender": None, "count": 1},
+    ]
+
+
+def test_group_by_result_counts_events_not_entries(client, tokens):
+    rows = grouped(client, tokens, "group_by=result")["events"]
+    assert rows == [
+        {"result": "negative", "count": 2},
+        {"result": "positive", "count": 2},
+        {"result": None, "count": 2},
+    ]
+
+
+def test_group_by_condition_and_result_pairs_keys_of_the_same_entry(client, tokens):
+    rows = grouped(client, tokens, "group_by=condition,result")["events"]
+    assert rows == [
+        {"condition": "flu", "result": None, "count": 1},
+        {"condition": "mtb", "result": "negative", "count": 1},
+        {"condition": "mtb", "result": "positive", "count": 1},
+        {"condition": "rif", "result": "negative", "count": 1},
+        {"condition": None, "result": "positive", "count": 1},
+        {"condition": None, "result": None, "count": 1},
+    ]
+
+
+def test_group_by_with_filters_and_count_order(client, tokens):
+    result = grouped(client, tokens, "group_by=institution&order_by=-count&gender=not(null)")
+    assert result["total_count"] == 4
+    assert result["events"] == [
+        {"institution": 1, "count": 2},
+        {"institution": 2, "count": 1},
+        {"institution": 3, "count": 1},
+    ]
+
+
+def test_group_by_age_ranges(client, tokens):
+    ranges = [[0, 10], [10, 15], [None, 5], {"from": 16, "to": 21}, {"to": 6}, [21]]
+    rows = grouped(client, tokens, body={"group_by": [{"age": ranges}]})["events"]
+    assert rows == [
+        {"age": [0, 10], "count": 1},
+        {"age": [10, 15], "count": 1},
+        {"age": [None, 6], "count": 1},
+        {"age": [21, None], "count": 2},
+    ]
+
+
+def test_group_by_age_ranges_single_object_with_another_group(client, tokens):
+    body = {"group_by": [{"age": [[0, 100]]}, "gender"]}
+    rows = grouped(client, tokens, body=body)["events"]
+    assert rows == [
+        {"age": [0, 100], "gender": "female", "count": 1},
+        {"age": [0, 100], "gender": "male", "count": 2},
+        {"age": [0, 100], "gender": "unknown", "count": 1},
+    ]
+
+
+def test_group_by_admin_levels(client, tokens):
+    level0 = grouped(client, tokens, body={"group_by": {"admin_level": 0}})["events"]
+    assert level0 == [
+        {"location": 1, "count": 2},
+        {"location": 2, "count": 2},
+        {"location": None, "count": 1},
+    ]
+    level1 = grouped(client, tokens, body={"group_by": [{"admin_level": 1}]})["events"]
+    assert level1 == [
+        {"location": 11, "count": 2},
+        {"location": 21, "count": 1},
+        {"location": None, "count": 2},
+    ]
+
+
+def test_group_by_location_and_exact_age(client, tokens):
+    rows = grouped(client, tokens, "group_by=location&location=11")["events"]
+    assert rows == [{"location": 111, "count": 1}, {"location": 112, "count": 1}]
+    rows = grouped(client, tokens, "group_by=age&max_age=12")["events"]
+    assert rows == [{"age": 5, "count": 1}, {"age": 12, "count": 1}]
+
+
+@pytest.mark.parametrize(
+    ("group", "expected"),
+    [
+        ("year(start_time)", {"2012": 1, "2020": 3, "2021": 1}),
+        ("month(start_time)", {"2012-12": 1, "2020-03": 3, "2021-01": 1}),
+        ("week(start_time)", {"2013-W01": 1, "2020-W10": 3, "2021-W01": 1}),
+        (
+            "day(start_time)",
+            {"2012-12-31": 1, "2020-03-02": 1, "2020-03-03": 1, "2020-03-04": 1, "2021-01-10": 1},
+        ),
+    ],
+)
+def test_date_buckets(client, tokens, group, expected):
+    rows = grouped(client, tokens, f"group_by={group}")["events"]
+    assert {row[group]: row["count"] for row in rows} == expected
+
+
+def test_time_zone_moves_an_event_across_a_day_boundary(client, tokens):
+    utc = grouped(client, tokens, "group_by=day(start_time)&uuid=e2,e4")["events"]
+    assert [row["day(start_time)"] for row in utc] == ["2020-03-03", "2021-01-10"]
+    east = grouped(client, tokens, "group_by=day(start_time)&uuid=e2,e4&time_zone=%2B02:00")["events"]
+    assert [row["day(start_time)"] for row in east] == ["2020-03-04", "2021-01-10"]
+    west = grouped(client, tokens, "group_by=day(start_time)&uuid=e2,e4&time_zone=America/New_York")["events"]
+    assert [row["day(start_time)"] for row in west] == ["2020-03-03", "2021-01-09"]
+
+
+def test_grouped_count_only(client, tokens):
+    assert grouped(client, tokens, "group_by=gender&page_size=0") == {"total_count": 5, "events": []}
+
+
+def test_restricted_token_sees_only_its_institution(client, tokens):
+    headers = auth(tokens["inst1"])
+    events = client.get("/events", headers=headers).json
+    assert sorted(event["uuid"] for event in events["events"]) == ["e1", "e2"]
+    rows = client.get("/events?group_by=institution", headers=headers).json["events"]
+    assert rows == [{"institution": 1, "count": 2}]
+    assert client.get("/events/e3", headers=headers).status_code == 404
+    assert client.get("/events?institution=2", headers=headers).json["total_count"] == 0
