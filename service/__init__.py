@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, es=None) -> Flask:
 
 
 def _register_api(app: Flask) -> None:
-    from .api import cdx, health
+    from .api import cdx, health, roundware
     from .api.smorest import Api
 
     api = Api(app, spec_kwargs={"info": {"description": "Event ingest and aggregation over Elasticsearch."}})
@@ -48,7 +48,7 @@ def _register_api(app: Flask) -> None:
         "token", {"type": "apiKey", "in": "header", "name": "Authorization", "description": "token <secret>"}
     )
     api.spec.options["security"] = [{"token": []}]
-    for blueprint in (health.blp, cdx.blp):
+    for blueprint in (health.blp, cdx.blp, roundware.blp):
         api.register_blueprint(blueprint)
     app.extensions["api"] = api
 

@@ -7,6 +7,7 @@ from flask import Flask
 
 from .auth import TokenStore
 from .config import Settings
+from .ids import IdGenerator
 
 
 def make_client(settings: Settings) -> Elasticsearch:
@@ -30,3 +31,4 @@ def init_app(app: Flask, settings: Settings, es: Elasticsearch | None = None) ->
     es = es or make_client(settings)
     app.extensions["es"] = es
     app.extensions["tokens"] = TokenStore(es, f"{settings.index_prefix}tokens", settings.token_cache_seconds)
+    app.extensions["ids"] = IdGenerator(es, f"{settings.index_prefix}id-leases")

@@ -121,11 +121,11 @@ def validate_items(schema: Schema, batch: Batch) -> tuple[dict[int, dict], dict[
 CREATED, DUPLICATE, INVALID, RETRY, FAILED = "created", "duplicate", "invalid", "retry", "failed"
 
 
-def bulk_operations(index: str, documents: list[tuple[str, dict]]) -> list:
+def bulk_operations(index: str, documents: list[tuple[object, dict]]) -> list:
     """`create` actions: a repeated id is refused by Elasticsearch, so a retry never duplicates."""
     operations = []
     for doc_id, document in documents:
-        operations.append({"create": {"_index": index, "_id": doc_id}})
+        operations.append({"create": {"_index": index, "_id": str(doc_id)}})
         operations.append(document)
     return operations
 

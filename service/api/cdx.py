@@ -54,7 +54,7 @@ QUERY_DOC = (
 )
 @require("ingest")
 def post_events():
-    report, _ = ingest(CDX, refresh_param())
+    report, _, _ = ingest(CDX, refresh_param())
     return jsonify(report.body()), report.status
 
 

@@ -17,7 +17,7 @@ from ..engine import shape
 from ..engine.params import QueryParams
 from ..engine.translate import RESULT_WINDOW
 from ..errors import ApiError, arguments_error, validation_error
-from ..ingest import Report, decode_body, ingest_schema, parse_events, validate_items
+from ..ingest import Batch, Report, decode_body, ingest_schema, parse_events, validate_items
 
 
 def settings():
@@ -115,8 +115,11 @@ def read_batch():
 _schemas: dict[str, Schema] = {}
 
 
-def ingest(dataset: Dataset, refresh) -> tuple[Report, object]:
-    """Validate, scope-check and bulk-store the request's events; report each one."""
+def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
+    """Validate, scope-check and bulk-store the request's events; report each one.
+
+    Returns the report, the parsed batch and the documents sent (position → (id, document)).
+    """
     batch = read_batch()
     schema = _schemas.setdefault(dataset.name, ingest_schema(dataset))
     valid, errors = validate_items(schema, batch)
@@ -133,10 +136,11 @@ def ingest(dataset: Dataset, refresh) -> tuple[Report, object]:
                 {"indexes": foreign[:100]},
             )
     now = datetime.now(UTC)
+    new_id = current_app.extensions["ids"].next_id
     documents = {}
     for position, event in valid.items():
-        prepared = dataset.prepare(event, now) if dataset.prepare else event
-        documents[position] = (str(prepared[dataset.id_field]), dataset.to_document(prepared))
+        prepared = dataset.prepare(event, now, new_id) if dataset.prepare else event
+        documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
     report = Report(size=len(batch.items), errors=errors)
     store.bulk_create(es(), dataset.index_name(settings().index_prefix), documents, report, refresh)
-    return report, batch
+    return report, batch, documents

@@ -1,5 +1,6 @@
 """Every dataset the service serves, by name."""
 
 from .cdx import CDX
+from .roundware import ROUNDWARE
 
-DATASETS = {dataset.name: dataset for dataset in (CDX,)}
+DATASETS = {dataset.name: dataset for dataset in (CDX, ROUNDWARE)}

@@ -11,7 +11,7 @@ from .registry import Dataset, Field, date_groups
 RESULT_KEYS = ("condition", "result")
 
 
-def prepare(event: dict, now: datetime) -> dict:
+def prepare(event: dict, now: datetime, new_id) -> dict:
     """A uuid when the device sent none, and `created_at` = time of ingest when absent."""
     return {
         **event,

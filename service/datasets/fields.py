@@ -194,16 +194,6 @@ class Nested(FieldType):
         return fields.List(fields.Nested(entry_schema(unknown=RAISE)), **kwargs)
 
 
-@dataclass(frozen=True)
-class TagList(FieldType):
-    """Integer tags given as `"3,8"` or `[3, 8]`, stored as a list of longs."""
-
-    es_type: str = "long"
-
-    def schema_field(self, **kwargs):
-        return CommaIntegers(**kwargs)
-
-
 class CommaIntegers(fields.Field):
     """`"3,8"` or `[3, 8]` in, a list of ints out."""
 
@@ -238,3 +228,32 @@ class LenientNumber(fields.Float):
         if isinstance(value, bool):
             raise ValidationError("Not a valid number.")
         return super()._validated(value)
+
+
+@dataclass(frozen=True)
+class Coordinate(Double):
+    """A latitude or longitude: a number or a numeric string, within `limit` degrees."""
+
+    limit: float = 180.0
+
+    def schema_field(self, **kwargs):
+        return LenientNumber(validate=validate.Range(min=-self.limit, max=self.limit), **kwargs)
+
+
+@dataclass(frozen=True)
+class Tags(Long):
+    """Integer tags, sent as `"3,8"` or `[3, 8]`, stored as a list of longs."""
+
+    def schema_field(self, **kwargs):
+        return CommaIntegers(**kwargs)
+
+
+@dataclass(frozen=True)
+class StoredText(FieldType):
+    """A string stored in `_source` only (free-form payloads): returned, never searched."""
+
+    es_type: str = "keyword"
+    extra_mapping: dict = field(default_factory=lambda: {"index": False, "doc_values": False})
+
+    def schema_field(self, **kwargs):
+        return fields.String(**kwargs)

@@ -61,8 +61,9 @@ class Dataset:
     default_order: tuple[str, ...] = ()
     #: Groupings not tied to one field's value (admin levels).
     extra_groups: tuple[Group, ...] = ()
-    #: Fills in what the service sets on ingest (ids, defaults): (event, now) → event.
-    prepare: Callable[[dict, datetime], dict] | None = None
+    #: Fills in what the service sets on ingest: (event, now, new_id) → event, where
+    #: `new_id()` hands out a fresh service-made id (see ids.py).
+    prepare: Callable[[dict, datetime, Callable[[], int]], dict] | None = None
     #: Turns a stored document into the event a client sees.
     present: Callable[[dict], dict] | None = None
     doc: str = ""

@@ -1,0 +1,78 @@
+"""The Roundware endpoints (API.md section 5): `/api/2/events/`, as existing clients call them."""
+
+from __future__ import annotations
+
+from flask import jsonify
+
+from .. import store
+from ..auth import require
+from ..datasets.roundware import ROUNDWARE
+from ..engine.params import query_schema
+from ..errors import ApiError
+from ..ingest import CREATED
+from .requests import es, ingest, institutions_of_token, refresh_param, run_query, settings
+from .smorest import Blueprint
+
+blp = Blueprint("roundware", __name__, url_prefix="/api/2", description=ROUNDWARE.doc)
+RoundwareQuery = query_schema(ROUNDWARE)
+
+
+@blp.route("/events/", methods=["POST"])
+@blp.doc(
+    summary="Create an event (or a batch)",
+    description=(
+        "One event object answers 201 with the stored event (`id` and `server_time` set by the "
+        'service, `tag_ids` as `"3,8"`). A JSON array or NDJSON is a batch, answered like '
+        "`POST /events` (stored / rejected counts, per-item errors)."
+    ),
+    parameters=[
+        {
+            "in": "query",
+            "name": "refresh",
+            "schema": {"type": "string", "enum": ["wait_for", "true", "false"]},
+        }
+    ],
+    requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
+)
+@require("ingest")
+def post_event():
+    report, batch, documents = ingest(ROUNDWARE, refresh_param())
+    if not batch.single:
+        return jsonify(report.body()), report.status
+    if report.outcomes.get(0) != CREATED:
+        status = report.status if report.status >= 400 else 503
+        raise ApiError(status, "not_stored", "The event was not stored; retry.", report.body()["errors"])
+    return jsonify(ROUNDWARE.to_event(documents[0][1])), 201
+
+
+@blp.route("/events/", methods=["GET"])
+@require("query")
+@blp.arguments(RoundwareQuery, location="query", as_kwargs=False)
+@blp.doc(
+    summary="List events",
+    description=(
+        "A JSON array of events; the total is in `X-Total-Count`, the cursor of the next page in "
+        '`X-Next-Cursor`. With `group_by` the answer is `{"total_count", "events": [rows]}`.'
+    ),
+)
+def list_events(params):
+    result = run_query(ROUNDWARE, params)
+    if params.grouped:
+        return jsonify(result)
+    response = jsonify(result["events"])
+    response.headers["X-Total-Count"] = str(result["total_count"])
+    if result.get("next_cursor"):
+        response.headers["X-Next-Cursor"] = result["next_cursor"]
+    return response
+
+
+@blp.route("/events/<int:event_id>/", methods=["GET"])
+@blp.doc(summary="One event by id")
+@require("query")
+def get_event(event_id):
+    event = store.get_event(
+        es(), ROUNDWARE, settings().index_prefix, event_id, institutions_of_token(ROUNDWARE)
+    )
+    if event is None:
+        raise ApiError(404, "not_found", f"No event with id {event_id}.")
+    return jsonify(event)

@@ -1,0 +1,65 @@
+"""The `roundware` dataset: client activity events (Roundware's `/api/2/events/`, API.md section 5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..engine.filters import AllOf, Bound, DatePrefix, Match
+from ..engine.groups import Terms
+from .fields import Coordinate, Date, Keyword, Long, StoredText, Tags
+from .registry import Dataset, Field, date_groups
+
+
+def prepare(event: dict, now: datetime, new_id) -> dict:
+    """The service sets `id` and `server_time` (millisecond precision, as stored)."""
+    return {
+        **event,
+        "id": new_id(),
+        "server_time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+
+
+def present(event: dict) -> dict:
+    """Tags go back out as Roundware sends them: `"3,8"`."""
+    if isinstance(event.get("tag_ids"), list):
+        return {**event, "tag_ids": ",".join(str(tag) for tag in event["tag_ids"])}
+    return event
+
+
+ROUNDWARE = Dataset(
+    name="roundware",
+    doc="Client activity events (the Roundware /api/2/events/ API).",
+    id_field="id",
+    tiebreak_field="id",
+    time_field="server_time",
+    default_order=("id",),
+    prepare=prepare,
+    present=present,
+    fields=(
+        Field("id", Long(), (Match("id"),), server_side=True, doc="unique, time-ordered, below 2^53"),
+        Field("session_id", Long(), (Match("session_id"),), (Terms("session_id"),), required=True),
+        Field("event_type", Keyword(), (Match("event_type"),), (Terms("event_type"),), required=True),
+        Field(
+            "server_time",
+            Date(),
+            (
+                DatePrefix("server_time", doc="a full or partial datetime: 2017-04-15 is that day"),
+                Bound("server_time__gt", op="gt", doc="server_time > value (strict)"),
+                Bound("server_time__lt", op="lt", doc="server_time < value (strict)"),
+            ),
+            date_groups("server_time"),
+            server_side=True,
+            doc="set by the service",
+        ),
+        Field("client_time", Date(), (), date_groups("client_time"), doc="as the client sent it"),
+        Field("latitude", Coordinate(limit=90.0), (Match("latitude"),)),
+        Field("longitude", Coordinate(limit=180.0), (Match("longitude"),)),
+        Field(
+            "tag_ids",
+            Tags(),
+            (AllOf("tag_ids", doc="events carrying all of these tags"),),
+            (Terms("tag_ids"),),
+        ),
+        Field("data", StoredText()),
+    ),
+)
