@@ -45,6 +45,8 @@ class Token:
     name: str
     scopes: tuple[str, ...]
     institutions: tuple[int, ...] = ()
+    #: Counts below this are hidden in every answer to this token (small-count suppression).
+    min_count: int | None = None
     created_at: str = ""
     revoked_at: str | None = None
     secret_hash: str = field(default="", repr=False)
@@ -79,7 +81,12 @@ class TokenStore:
             )
 
     def create(
-        self, name: str, scopes: list[str], institutions: list[int] = (), secret: str | None = None
+        self,
+        name: str,
+        scopes: list[str],
+        institutions: list[int] = (),
+        secret: str | None = None,
+        min_count: int | None = None,
     ) -> tuple[Token, str]:
         unknown = set(scopes) - set(SCOPES)
         if unknown or not scopes:
@@ -91,6 +98,7 @@ class TokenStore:
             name=name,
             scopes=tuple(sorted(set(scopes))),
             institutions=tuple(sorted(set(institutions))),
+            min_count=min_count,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             secret_hash=hash_secret(secret),
         )
@@ -148,6 +156,7 @@ def _token(source: dict) -> Token:
         name=source["name"],
         scopes=tuple(source.get("scopes", ())),
         institutions=tuple(source.get("institutions", ())),
+        min_count=source.get("min_count"),
         created_at=source.get("created_at", ""),
         revoked_at=source.get("revoked_at"),
         secret_hash=source.get("secret_hash", ""),

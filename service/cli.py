@@ -28,8 +28,9 @@ templates = AppGroup("templates", help="Install, check or regenerate the index t
     multiple=True,
     help="Restrict to this institution (repeatable).",
 )
+@click.option("--min-count", type=click.IntRange(min=1), default=None, help="Hide counts below this (k).")
 @click.option("--secret", default=None, help="Use this secret instead of a random one (development only).")
-def create_token(name, scopes, institutions, secret):
+def create_token(name, scopes, institutions, min_count, secret):
     """Create a token and print its secret (shown once; only its hash is stored)."""
     store = current_app.extensions["tokens"]
     try:

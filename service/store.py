@@ -59,16 +59,34 @@ def search_events(
 
 def group_events(
     es: Elasticsearch, dataset: Dataset, prefix: str, params: QueryParams, institutions=()
-) -> tuple[int, list[dict]]:
-    """(events matching, every row): pages through the composite aggregation to the end."""
-    counts, after, total = {}, None, None
+) -> tuple[int, dict]:
+    """(events matching, every row folded): pages through the composite aggregation to the end."""
+    acc, after, total = {}, None, None
     while True:
         body = group_body(dataset, params, institutions, after)
         response = es.search(index=dataset.index_pattern(prefix), body=body)
         if total is None:
             total = shape.total(response)
         aggregation = response["aggregations"]["groups"]
-        shape.add_buckets(params, aggregation["buckets"], counts)
+        shape.add_buckets(params, aggregation["buckets"], acc)
         after = aggregation.get("after_key")
         if after is None or len(aggregation["buckets"]) < COMPOSITE_PAGE:
-            return total, shape.rows(params, counts)
+            return total, acc
+
+
+def group_page(
+    es: Elasticsearch,
+    dataset: Dataset,
+    prefix: str,
+    params: QueryParams,
+    size: int,
+    institutions=(),
+    after=None,
+) -> tuple[int, dict, dict | None]:
+    """One page of `size` rows from `after` on: (events matching, rows folded, next after key)."""
+    body = group_body(dataset, params, institutions, after, size=size, count=True)
+    response = es.search(index=dataset.index_pattern(prefix), body=body)
+    aggregation = response["aggregations"]["groups"]
+    acc = shape.add_buckets(params, aggregation["buckets"], {})
+    more = len(aggregation["buckets"]) == size and aggregation.get("after_key") is not None
+    return shape.total(response), acc, aggregation["after_key"] if more else None

@@ -73,26 +73,84 @@ def page_size_of(params: QueryParams) -> int:
 
 
 def run_query(dataset: Dataset, params: QueryParams) -> dict:
-    """`{"total_count", "events", "next_cursor"?}` for plain and grouped queries alike."""
+    """`{"total_count", "events", ...}` for plain and grouped queries alike."""
     institutions = institutions_of_token(dataset)
-    prefix = settings().index_prefix
+    min_count = max(filter(None, (g.token.min_count, params.min_count)), default=None)
     page_size = page_size_of(params)
     if params.grouped:
-        total, rows = store.group_events(es(), dataset, prefix, params, institutions)
-        return {"total_count": total, "events": rows if page_size else []}
+        result = run_grouped(dataset, params, institutions)
+    elif min_count and page_size:
+        raise ApiError(
+            403,
+            "forbidden",
+            "Counts below a minimum are hidden for this request: use group_by or page_size=0.",
+        )
+    else:
+        result = run_plain(dataset, params, page_size, institutions)
+    if min_count:
+        result = suppressed(result, min_count)
+    return result
+
+
+def run_plain(dataset: Dataset, params: QueryParams, page_size: int, institutions) -> dict:
     fingerprint = shape.fingerprint(dataset, params)
-    after = None
-    if params.cursor:
-        try:
-            after = shape.decode_cursor(params.cursor, fingerprint)
-        except ValueError as exc:
-            raise validation_error(f"Invalid cursor: {exc}.", {"fields": {"cursor": [str(exc)]}}) from exc
-    response = store.search_events(es(), dataset, prefix, params, page_size, institutions, after)
+    after = read_cursor(params, fingerprint)
+    response = store.search_events(
+        es(), dataset, settings().index_prefix, params, page_size, institutions, after
+    )
     hits = response["hits"]["hits"]
     result = {"total_count": shape.total(response), "events": shape.events(dataset, response)}
+    if params.stats:
+        result["stats"] = {name: shape.read_stats(response["aggregations"], name) for name in params.stats}
     if page_size:
         more = len(hits) == page_size
         result["next_cursor"] = shape.encode_cursor(hits[-1]["sort"], fingerprint) if more else None
+    return result
+
+
+def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
+    """Every row, or (with an explicit page_size) one page of rows and a cursor to the next."""
+    prefix = settings().index_prefix
+    if params.page_size:
+        if not params.streamable:
+            raise validation_error(
+                "Grouped rows page by cursor only in key order: drop order_by, fill or age ranges.",
+                {"fields": {"page_size": ["Not with order_by, fill or age ranges."]}},
+            )
+        fingerprint = shape.fingerprint(dataset, params)
+        after = read_cursor(params, fingerprint)
+        total, acc, after = store.group_page(
+            es(), dataset, prefix, params, params.page_size, institutions, after
+        )
+        rows = shape.rows(params, acc)
+        cursor = shape.encode_cursor(after, fingerprint) if after else None
+        return {"total_count": total, "events": rows, "exact": True, "next_cursor": cursor}
+    total, acc = store.group_events(es(), dataset, prefix, params, institutions)
+    if params.page_size == 0:
+        return {"total_count": total, "events": [], "exact": True}
+    try:
+        rows = shape.rows(params, acc, shape.date_bounds(dataset, params))
+    except ValueError as exc:
+        raise validation_error(str(exc), {"fields": {"fill": [str(exc)]}}) from exc
+    return {"total_count": total, "events": rows, "exact": True}
+
+
+def read_cursor(params: QueryParams, fingerprint: str):
+    if not params.cursor:
+        return None
+    try:
+        return shape.decode_cursor(params.cursor, fingerprint)
+    except ValueError as exc:
+        raise validation_error(f"Invalid cursor: {exc}.", {"fields": {"cursor": [str(exc)]}}) from exc
+
+
+def suppressed(result: dict, min_count: int) -> dict:
+    """Small-count suppression: rows (and a total) under `min_count` events lose their counts."""
+    rows, hidden = shape.suppress(result["events"], min_count) if result["events"] else ([], None)
+    result = {**result, "events": rows}
+    result["suppressed"] = hidden or {"min_count": min_count, "rows": 0, "count": 0}
+    if 0 < result["total_count"] < min_count:
+        result["total_count"] = None
     return result
 
 

@@ -9,6 +9,9 @@ from .fields import Date, Integer, Keyword, KeywordOrInteger, Long, LongList, Ne
 from .registry import Dataset, Field, date_groups
 
 RESULT_KEYS = ("condition", "result")
+#: Declared values: `fill=zero` shows a row for each even when no event has it.
+TEST_TYPES = ("qc", "specimen")
+RESULTS = ("positive", "negative")
 
 
 def prepare(event: dict, now: datetime, new_id) -> dict:
@@ -65,6 +68,7 @@ CDX = Dataset(
                 Bound("max_age", op="lte", doc="age <= value"),
             ),
             (AgeRanges("age"),),
+            stats=True,
         ),
         Field("gender", Keyword(), (Match("gender"),), (Terms("gender"),)),
         Field("device_id", KeywordOrInteger(), (Match("device"),), (Terms("device"),)),
@@ -79,14 +83,17 @@ CDX = Dataset(
         ),
         Field("parent_locations", LongList(), doc="ancestors of location_id, root first"),
         Field("system_user", Keyword(), (Match("system_user"),), (Terms("system_user"),)),
-        Field("test_type", Keyword(), (Match("test_type"),), (Terms("test_type"),)),
+        Field("test_type", Keyword(), (Match("test_type"),), (Terms("test_type", values=TEST_TYPES),)),
         Field("error_code", Integer(), (Match("error_code"),), (Terms("error_code"),)),
         Field("error_description", Keyword()),
         Field(
             "results",
             Nested(keys=RESULT_KEYS),
             (Match("condition"), Match("result")),
-            tuple(EntryKey(key, entry_keys=RESULT_KEYS) for key in RESULT_KEYS),
+            (
+                EntryKey("condition", entry_keys=RESULT_KEYS),
+                EntryKey("result", entry_keys=RESULT_KEYS, values=RESULTS),
+            ),
             doc="given together, condition and result must hold on the same entry",
         ),
         Field("pii", StoredObject(), pii=True, doc="stored, never returned"),

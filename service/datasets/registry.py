@@ -31,6 +31,8 @@ class Field:
     required: bool = False
     #: Filled in by the service (clients may not send it).
     server_side: bool = False
+    #: A numeric field `stats=` may summarise.
+    stats: bool = False
     doc: str = ""
 
     @property
@@ -101,6 +103,10 @@ class Dataset:
             if type(group).__name__ == "Terms" and group.field in names:
                 names.setdefault(group.name, group.field)
         return names
+
+    @property
+    def stats_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.stats)
 
     @property
     def pii_fields(self) -> tuple[str, ...]:

@@ -52,8 +52,8 @@ ROUNDWARE = Dataset(
             doc="set by the service",
         ),
         Field("client_time", Date(), (), date_groups("client_time"), doc="as the client sent it"),
-        Field("latitude", Coordinate(limit=90.0), (Match("latitude"),)),
-        Field("longitude", Coordinate(limit=180.0), (Match("longitude"),)),
+        Field("latitude", Coordinate(limit=90.0), (Match("latitude"),), stats=True),
+        Field("longitude", Coordinate(limit=180.0), (Match("longitude"),), stats=True),
         Field(
             "tag_ids",
             Tags(),

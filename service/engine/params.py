@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from ..datasets.registry import Dataset
-from .groups import AdminLevel, EntryKey, Group, WholeEntry, parse_zone
+from .groups import AdminLevel, BucketOptions, EntryKey, Group, WholeEntry, parse_zone
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,27 @@ class QueryParams:
     page_size: int | None = None
     offset: int = 0
     time_zone: str = "UTC"
+    week_start: str = "monday"
     cursor: str | None = None
+    #: `zero`: add count-0 rows for every date bucket and declared value (crossed).
+    fill: str | None = None
+    #: Numeric fields to summarise (min, max, avg, sum, percentiles) per row.
+    stats: tuple[str, ...] = ()
+    #: Rows counting fewer events than this have their count hidden.
+    min_count: int | None = None
 
     @property
     def grouped(self) -> bool:
         return bool(self.groups)
+
+    @property
+    def bucket_options(self) -> BucketOptions:
+        return BucketOptions(zone=self.time_zone, week_start=self.week_start)
+
+    @property
+    def streamable(self) -> bool:
+        """Rows come one per bucket in bucket order, so a composite `after` key can page them."""
+        return not self.order and not self.fill and all(group.one_row_per_bucket for group in self.groups)
 
 
 class NameList(fields.Field):
@@ -120,7 +136,11 @@ def join_entry_groups(groups: list[Group]) -> list[Group]:
         if len(members) < 2:
             joined.append(group)
         elif group is members[0]:
-            joined.append(WholeEntry(group.field, field=group.field, entry_keys=group.entry_keys))
+            declared = {member.name: member.values for member in members}
+            values = tuple(declared.get(key, ()) for key in group.entry_keys)
+            joined.append(
+                WholeEntry(group.field, field=group.field, entry_keys=group.entry_keys, key_values=values)
+            )
     return joined
 
 
@@ -134,6 +154,9 @@ class TimeZone(fields.String):
         return text
 
 
+COMMON = ("page_size", "offset", "time_zone", "week_start", "cursor", "fill", "min_count")
+
+
 class QuerySchemaBase(Schema):
     class Meta:
         unknown = RAISE
@@ -144,8 +167,20 @@ class QuerySchemaBase(Schema):
     def to_params(self, data, **kwargs) -> QueryParams:
         groups = data.pop("group_by", ())
         order = self.check_order(data.pop("order_by", []), groups)
-        common = {key: data.pop(key) for key in ("page_size", "offset", "time_zone", "cursor") if key in data}
-        return QueryParams(filters=data, groups=groups, order=order, **common)
+        stats = tuple(self.check_stats(data.pop("stats", [])))
+        if data.get("fill") and not groups:
+            raise ValidationError({"fill": ["fill needs group_by."]})
+        common = {key: data.pop(key) for key in COMMON if key in data}
+        return QueryParams(filters=data, groups=groups, order=order, stats=stats, **common)
+
+    def check_stats(self, names: list[str]) -> list[str]:
+        valid = self.dataset.stats_fields
+        unknown = [name for name in names if name not in valid]
+        if unknown:
+            raise ValidationError(
+                {"stats": [f"Cannot summarise {', '.join(unknown)}; valid: {', '.join(valid)}."]}
+            )
+        return list(dict.fromkeys(names))
 
     def check_order(self, names: list[str], groups) -> tuple[tuple[str, bool], ...]:
         if groups:
@@ -176,7 +211,20 @@ def query_schema(dataset: Dataset) -> type[Schema]:
         order_by=NameList(metadata={"description": "e.g. `age,-gender`; grouped: keys or `count`"}),
         group_by=GroupBy(dataset, metadata={"description": "e.g. `gender,week(start_time)`"}),
         time_zone=TimeZone(metadata={"description": "IANA name or ±HH:MM for date buckets (UTC)"}),
+        week_start=fields.String(
+            validate=validate.OneOf(["monday", "sunday"]),
+            metadata={"description": "monday: ISO weeks (default); sunday: Sunday-Saturday (MMWR) weeks"},
+        ),
         cursor=fields.String(metadata={"description": "next_cursor of the previous page"}),
+        fill=fields.String(
+            validate=validate.OneOf(["zero"]),
+            metadata={"description": "zero: add count-0 rows for every date bucket and declared value"},
+        ),
+        stats=NameList(metadata={"description": "numeric fields to summarise per row, e.g. `age`"}),
+        min_count=fields.Integer(
+            validate=validate.Range(min=1),
+            metadata={"description": "hide counts below this (small-count suppression)"},
+        ),
     )
     name = f"{dataset.name.capitalize()}QuerySchema"
     return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset})

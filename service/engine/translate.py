@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from ..datasets.registry import Dataset
 from .filters import any_of
-from .groups import es_zone
 from .params import QueryParams
 
 #: Buckets fetched per composite page: large pages mean few round trips for big groupings.
@@ -57,10 +56,24 @@ def sort_clause(dataset: Dataset, order) -> list[dict]:
     return clauses
 
 
+PERCENTS = (25, 50, 75, 90, 95)
+
+
+def stats_aggs(fields) -> dict:
+    """min/max/avg/sum/count (exact) and percentiles (TDigest estimates) of each field."""
+    aggs = {}
+    for name in fields:
+        aggs[f"stats:{name}"] = {"stats": {"field": name}}
+        aggs[f"percentiles:{name}"] = {"percentiles": {"field": name, "percents": list(PERCENTS)}}
+    return aggs
+
+
 def search_body(
     dataset: Dataset, params: QueryParams, page_size: int, institutions=(), search_after=None
 ) -> dict:
     body = {"query": filter_query(dataset, params.filters, institutions), "track_total_hits": True}
+    if params.stats:
+        body["aggs"] = stats_aggs(params.stats)
     if page_size == 0:
         return {**body, "size": 0}
     body.update(size=page_size, sort=sort_clause(dataset, params.order))
@@ -71,19 +84,24 @@ def search_body(
     return body
 
 
-def group_body(dataset: Dataset, params: QueryParams, institutions=(), after=None) -> dict:
+def group_body(
+    dataset: Dataset, params: QueryParams, institutions=(), after=None, size=COMPOSITE_PAGE, count=None
+) -> dict:
     """One page of a composite aggregation over every requested group.
 
-    The first page also counts the matching events; later pages only fetch buckets.
+    The events are counted on the first page only, unless `count` says otherwise.
     """
-    zone = es_zone(params.time_zone)
-    sources = [{f"g{i}": group.source(zone)} for i, group in enumerate(params.groups)]
-    composite = {"size": COMPOSITE_PAGE, "sources": sources}
+    options = params.bucket_options
+    sources = [{f"g{i}": group.source(options)} for i, group in enumerate(params.groups)]
+    composite = {"size": size, "sources": sources}
     if after is not None:
         composite["after"] = after
+    aggregation = {"composite": composite}
+    if params.stats:
+        aggregation["aggs"] = stats_aggs(params.stats)
     return {
         "query": filter_query(dataset, params.filters, institutions),
         "size": 0,
-        "track_total_hits": after is None,
-        "aggs": {"groups": {"composite": composite}},
+        "track_total_hits": after is None if count is None else count,
+        "aggs": {"groups": aggregation},
     }

@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from service.datasets.cdx import CDX
 from service.engine import shape
-from service.engine.groups import ABSENT, JOINER
+from service.engine.groups import ABSENT, JOINER, BucketOptions, format_bucket
 from service.engine.params import query_schema
 from service.engine.translate import filter_query, group_body, search_body
 
@@ -158,7 +158,9 @@ def test_group_by_objects_in_json():
     params = Schema().load({"group_by": [{"age": [[0, 10], {"from": 10}]}, {"admin_level": 1}]})
     age, admin = params.groups
     assert age.ranges == ((0, 10), (10, None))
-    assert admin.source("UTC") == {"terms": {"field": "derived.admin_level_1", "missing_bucket": True}}
+    assert admin.source(BucketOptions()) == {
+        "terms": {"field": "derived.admin_level_1", "missing_bucket": True}
+    }
     single = Schema().load({"group_by": {"age": [[21]]}})
     assert single.groups[0].ranges == ((21, None),)
 
@@ -174,8 +176,8 @@ def test_rows_from_buckets_iso_week_and_nulls():
         params, [bucket(3, g0="f", g1=monday_2012_12_31), bucket(2, g0=None, g1=None)], {}
     )
     assert shape.rows(params, counts) == [
-        {"gender": "f", "week(start_time)": "2013-W01", "count": 3},
         {"gender": None, "week(start_time)": None, "count": 2},
+        {"gender": "f", "week(start_time)": "2013-W01", "count": 3},
     ]
 
 
@@ -192,8 +194,8 @@ def test_entry_rows_split_and_absent_keys_are_null():
     entry = JOINER.join(["mtb", ABSENT])
     counts = shape.add_buckets(params, [bucket(2, g0=entry), bucket(1, g0=None)], {})
     assert shape.rows(params, counts) == [
-        {"condition": "mtb", "result": None, "count": 2},
         {"condition": None, "result": None, "count": 1},
+        {"condition": "mtb", "result": None, "count": 2},
     ]
 
 
@@ -212,3 +214,90 @@ def test_cursor_round_trip_and_belongs_to_its_query():
         shape.decode_cursor(cursor, shape.fingerprint(CDX, parse(gender="m")))
     with pytest.raises(ValueError):
         shape.decode_cursor("!!!", fingerprint)
+
+
+@pytest.mark.parametrize(
+    ("day", "iso", "sunday"),
+    [
+        ("2012-12-31", "2013-W01", "2013-W01"),  # Monday: ISO week-year 2013; Sun 30th-Sat 5th -> Wed 2nd
+        ("2013-01-06", "2013-W01", "2013-W02"),  # Sunday: ISO keeps it in W01; Sunday weeks start W02
+        ("2016-01-01", "2015-W53", "2015-W52"),  # Friday: week of Wed 2015-12-30
+        ("2017-01-01", "2016-W52", "2017-W01"),  # Sunday: Wed 2017-01-04
+    ],
+)
+def test_week_labels(day, iso, sunday):
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(day)
+    assert format_bucket(moment, "week") == iso
+    assert format_bucket(moment, "week", "sunday") == sunday
+
+
+def test_sunday_weeks_shift_the_histogram():
+    params = parse(group_by="week(start_time)", week_start="sunday")
+    (source,) = group_body(CDX, params)["aggs"]["groups"]["composite"]["sources"]
+    assert source["g0"]["date_histogram"]["offset"] == "-1d"
+
+
+def test_zero_fill_crosses_declared_values_and_date_bounds():
+    params = parse(
+        group_by="test_type,month(start_time)", fill="zero", since="2020-01-15", until="2020-03-01"
+    )
+    counts = shape.add_buckets(params, [bucket(4, g0="qc", g1=1580515200000)], {})  # 2020-02
+    rows = shape.rows(params, counts, shape.date_bounds(CDX, params))
+    assert rows == [
+        {"test_type": "qc", "month(start_time)": "2020-01", "count": 0},
+        {"test_type": "qc", "month(start_time)": "2020-02", "count": 4},
+        {"test_type": "qc", "month(start_time)": "2020-03", "count": 0},
+        {"test_type": "specimen", "month(start_time)": "2020-01", "count": 0},
+        {"test_type": "specimen", "month(start_time)": "2020-02", "count": 0},
+        {"test_type": "specimen", "month(start_time)": "2020-03", "count": 0},
+    ]
+
+
+def test_zero_fill_refuses_an_explosion():
+    params = parse(group_by="day(start_time)", fill="zero", since="0001-01-01", until="9999-01-01")
+    with pytest.raises(ValueError):
+        shape.rows(params, {}, shape.date_bounds(CDX, params))
+
+
+def stats_bucket(count, total, low, high, **keys):
+    stats = {"count": count, "min": low, "max": high, "sum": total, "avg": total / count}
+    return {
+        "key": keys,
+        "doc_count": count,
+        "stats:age": stats,
+        "percentiles:age": {"values": {"50.0": (low + high) / 2}},
+    }
+
+
+def test_stats_merge_exactly_when_rows_fold():
+    params = Schema().load({"group_by": {"age": [[0, 100]]}, "stats": "age"})
+    counts = shape.add_buckets(
+        params, [stats_bucket(2, 10, 5, 5, g0=5), stats_bucket(1, 30, 30, 30, g0=30)], {}
+    )
+    (row,) = shape.rows(params, counts)
+    assert row["stats"]["age"] == {
+        "count": 3,
+        "min": 5,
+        "max": 30,
+        "sum": 40,
+        "avg": 40 / 3,
+        "percentiles": {"50": None},
+    }
+
+
+def test_small_counts_are_hidden_and_the_hidden_total_reported():
+    rows, hidden = shape.suppress([{"g": "a", "count": 2}, {"g": "b", "count": 9}, {"g": "c", "count": 0}], 5)
+    assert rows == [
+        {"g": "a", "count": None, "suppressed": True},
+        {"g": "b", "count": 9},
+        {"g": "c", "count": 0},
+    ]
+    assert hidden == {"min_count": 5, "rows": 1, "count": 2}
+
+
+def test_streamable_only_in_key_order():
+    assert parse(group_by="gender,week(start_time)").streamable
+    assert not parse(group_by="gender", order_by="-count").streamable
+    assert not Schema().load({"group_by": {"age": [[0, 5]]}}).streamable
