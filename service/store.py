@@ -90,3 +90,32 @@ def group_page(
     acc = shape.add_buckets(params, aggregation["buckets"], {})
     more = len(aggregation["buckets"]) == size and aggregation.get("after_key") is not None
     return shape.total(response), acc, aggregation["after_key"] if more else None
+
+
+#: Events fetched per search while exporting: large enough for few round trips, small enough
+#: that a page never holds much memory.
+EXPORT_PAGE = 2_000
+
+
+def open_export(es: Elasticsearch, dataset: Dataset, prefix: str) -> str:
+    """A point in time over the dataset's indices: an export sees one consistent snapshot."""
+    return es.open_point_in_time(index=dataset.index_pattern(prefix), keep_alive="2m")["id"]
+
+
+def export_pages(es: Elasticsearch, dataset: Dataset, pit: str, params: QueryParams, institutions=()):
+    """Yield every matching event, a page at a time, through the point in time and
+    search_after; closes the point in time at the end (or when the client goes away)."""
+    after = None
+    try:
+        while True:
+            body = search_body(dataset, params, EXPORT_PAGE, institutions, after)
+            body.update(track_total_hits=False, pit={"id": pit, "keep_alive": "2m"})
+            response = es.search(body=body)
+            hits = response["hits"]["hits"]
+            if not hits:
+                return
+            pit = response.get("pit_id", pit)
+            yield [dataset.to_event(hit["_source"]) for hit in hits]
+            after = hits[-1]["sort"]
+    finally:
+        es.options(ignore_status=404).close_point_in_time(id=pit)

@@ -7,10 +7,11 @@ from flask import jsonify
 from .. import store
 from ..auth import require
 from ..datasets.cdx import CDX
-from ..engine.params import query_schema
+from ..engine.params import export_schema, query_schema
 from ..errors import ApiError
 from .requests import (
     es,
+    export,
     ingest,
     institutions_of_token,
     json_body,
@@ -23,6 +24,7 @@ from .smorest import Blueprint
 
 blp = Blueprint("cdx", __name__, description=CDX.doc)
 CdxQuery = query_schema(CDX)
+CdxExport = export_schema(CDX)
 QUERY_DOC = (
     "Filters (comma-separated values: any matches; `null` / `not(null)`), ordering, paging "
     "(`page_size`, `offset`, or `cursor`), `page_size=0` for the count only, and `group_by`. "
@@ -79,6 +81,18 @@ def get_events(params):
 def query_events():
     body = json_body()
     return jsonify(run_query(CDX, load_query(CdxQuery(), body or {})))
+
+
+@blp.route("/events/export", methods=["GET"])
+@require("query")
+@blp.arguments(CdxExport, location="query", as_kwargs=False)
+@blp.doc(
+    summary="Export every matching event",
+    description="Streams all events matching the filters as NDJSON or CSV (`format`), through a "
+    "point in time and search_after: any number of events, constant memory. `pii` is never exported.",
+)
+def export_events(params):
+    return export(CDX, params)
 
 
 @blp.route("/events/<event_id>", methods=["GET"])

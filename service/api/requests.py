@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request, stream_with_context
 from marshmallow import Schema, ValidationError
 
 from .. import store
 from ..datasets.registry import Dataset
-from ..engine import shape
+from ..engine import formats, shape
 from ..engine.params import QueryParams
 from ..engine.translate import RESULT_WINDOW
 from ..errors import ApiError, arguments_error, validation_error
@@ -152,6 +152,28 @@ def suppressed(result: dict, min_count: int) -> dict:
     if 0 < result["total_count"] < min_count:
         result["total_count"] = None
     return result
+
+
+def export(dataset: Dataset, params: QueryParams) -> Response:
+    """Stream every matching event as NDJSON or CSV, in constant memory."""
+    institutions = institutions_of_token(dataset)
+    if g.token.min_count:
+        raise ApiError(403, "forbidden", "This token may only read suppressed counts, not events.")
+    pit = store.open_export(es(), dataset, settings().index_prefix)  # fails here (503) if ES is away
+    pages = store.export_pages(es(), dataset, pit, params, institutions)
+
+    def body():
+        if params.format == "csv":
+            yield formats.csv_header(dataset)
+        for events in pages:
+            yield formats.csv_page(dataset, events) if params.format == "csv" else formats.ndjson_page(events)
+
+    filename = f"{dataset.name}-events.{params.format}"
+    return Response(
+        stream_with_context(body()),
+        mimetype=formats.MEDIA_TYPES[params.format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def refresh_param() -> str | bool:

@@ -7,14 +7,15 @@ from flask import jsonify
 from .. import store
 from ..auth import require
 from ..datasets.roundware import ROUNDWARE
-from ..engine.params import query_schema
+from ..engine.params import export_schema, query_schema
 from ..errors import ApiError
 from ..ingest import CREATED
-from .requests import es, ingest, institutions_of_token, refresh_param, run_query, settings
+from .requests import es, export, ingest, institutions_of_token, refresh_param, run_query, settings
 from .smorest import Blueprint
 
 blp = Blueprint("roundware", __name__, url_prefix="/api/2", description=ROUNDWARE.doc)
 RoundwareQuery = query_schema(ROUNDWARE)
+RoundwareExport = export_schema(ROUNDWARE)
 
 
 @blp.route("/events/", methods=["POST"])
@@ -64,6 +65,14 @@ def list_events(params):
     if result.get("next_cursor"):
         response.headers["X-Next-Cursor"] = result["next_cursor"]
     return response
+
+
+@blp.route("/events/export", methods=["GET"])
+@require("query")
+@blp.arguments(RoundwareExport, location="query", as_kwargs=False)
+@blp.doc(summary="Export every matching event", description="As `GET /events/export`, for Roundware events.")
+def export_events(params):
+    return export(ROUNDWARE, params)
 
 
 @blp.route("/events/<int:event_id>/", methods=["GET"])

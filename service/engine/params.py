@@ -30,6 +30,8 @@ class QueryParams:
     stats: tuple[str, ...] = ()
     #: Rows counting fewer events than this have their count hidden.
     min_count: int | None = None
+    #: Export only: `ndjson` or `csv`.
+    format: str = "ndjson"
 
     @property
     def grouped(self) -> bool:
@@ -154,7 +156,7 @@ class TimeZone(fields.String):
         return text
 
 
-COMMON = ("page_size", "offset", "time_zone", "week_start", "cursor", "fill", "min_count")
+COMMON = ("page_size", "offset", "time_zone", "week_start", "cursor", "fill", "min_count", "format")
 
 
 class QuerySchemaBase(Schema):
@@ -201,7 +203,7 @@ class QuerySchemaBase(Schema):
 
 def query_schema(dataset: Dataset) -> type[Schema]:
     """The query schema of `dataset`: its filters plus paging, ordering and grouping."""
-    declared = {name: flt.param_field() for name, flt in dataset.filters.items()}
+    declared = {name: flt.param_field() for name, flt in dataset.filters.items()}  # as export_schema
     declared.update(
         page_size=fields.Integer(
             validate=validate.Range(min=0),
@@ -227,4 +229,17 @@ def query_schema(dataset: Dataset) -> type[Schema]:
         ),
     )
     name = f"{dataset.name.capitalize()}QuerySchema"
+    return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset})
+
+
+def export_schema(dataset: Dataset) -> type[Schema]:
+    """The export's parameters: the dataset's filters, `order_by` and `format` (no paging)."""
+    declared = {name: flt.param_field() for name, flt in dataset.filters.items()}
+    declared.update(
+        order_by=NameList(metadata={"description": "e.g. `age,-gender`"}),
+        format=fields.String(
+            validate=validate.OneOf(["ndjson", "csv"]), metadata={"description": "ndjson (default) or csv"}
+        ),
+    )
+    name = f"{dataset.name.capitalize()}ExportSchema"
     return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset})

@@ -172,12 +172,12 @@ def fingerprint(dataset: Dataset, params: QueryParams) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def encode_cursor(sort_values: list, query_fingerprint: str) -> str:
+def encode_cursor(sort_values: list | dict, query_fingerprint: str) -> str:
     raw = json.dumps({"after": sort_values, "q": query_fingerprint}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, query_fingerprint: str) -> list:
+def decode_cursor(cursor: str, query_fingerprint: str) -> list | dict:
     """The `search_after` values of a cursor (raises ValueError if it is not this query's)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -185,6 +185,6 @@ def decode_cursor(cursor: str, query_fingerprint: str) -> list:
         after = data["after"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError("malformed cursor") from exc
-    if data.get("q") != query_fingerprint or not isinstance(after, list):
+    if data.get("q") != query_fingerprint or not isinstance(after, list | dict):
         raise ValueError("the cursor belongs to another query")
     return after
