@@ -9,10 +9,12 @@ from __future__ import annotations
 import gzip
 import zlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from marshmallow import RAISE, Schema, ValidationError
 
+from .datasets.fields import ISO_DATETIME, from_iso
 from .datasets.registry import Dataset
 from .errors import ApiError
 
@@ -50,6 +52,8 @@ class Batch:
     single: bool = False
     #: Position → reason, for NDJSON lines that are not JSON at all.
     broken: dict[int, str] = field(default_factory=dict)
+    #: The client's clock when it sent the batch (an envelope's `sent_at`), if given.
+    sent_at: str | None = None
 
 
 def parse_events(data: bytes, content_type: str) -> Batch:
@@ -62,6 +66,10 @@ def parse_events(data: bytes, content_type: str) -> Batch:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}") from exc
+    if isinstance(body, dict) and set(body) == {"sent_at", "events"} and isinstance(body["events"], list):
+        if not body["events"]:
+            raise ApiError(400, "validation_error", "The batch is empty.")
+        return Batch(body["events"], sent_at=body["sent_at"])
     if isinstance(body, dict):
         return Batch([body], single=True)
     if isinstance(body, list):
@@ -114,6 +122,42 @@ def validate_items(schema: Schema, batch: Batch) -> tuple[dict[int, dict], dict[
             except ValidationError as exc:
                 errors[position] = exc.messages
     return valid, errors
+
+
+# -- clock skew --------------------------------------------------------------------------------
+
+
+def clock_offset(sent_at, received_at: datetime) -> timedelta:
+    """How far the client's clock is behind ours (raises a 400 naming `sent_at` if unreadable)."""
+    try:
+        if not isinstance(sent_at, str) or not ISO_DATETIME.match(sent_at):
+            raise ValueError(sent_at)
+        return received_at - from_iso(sent_at)
+    except ValueError as exc:
+        raise ApiError(
+            400,
+            "validation_error",
+            "sent_at must be an ISO 8601 datetime.",
+            {"fields": {"sent_at": ["Invalid."]}},
+        ) from exc
+
+
+def correct_clock(event: dict, fields: tuple[str, ...], sent_at: str, received_at: datetime) -> dict:
+    """Shift the event's client-clock times by the client's skew; keep the originals."""
+    offset = received_at - from_iso(sent_at)
+    original = {name: event[name] for name in fields if event.get(name)}
+    corrected = {name: _iso_ms(from_iso(value) + offset) for name, value in original.items()}
+    correction = {
+        "sent_at": sent_at,
+        "received_at": _iso_ms(received_at),
+        "offset_ms": round(offset.total_seconds() * 1000),
+        "original": original,
+    }
+    return {**event, **corrected, "clock_correction": correction}
+
+
+def _iso_ms(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- outcomes ---------------------------------------------------------------------------------

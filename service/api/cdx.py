@@ -20,7 +20,7 @@ from .requests import (
     run_query,
     settings,
 )
-from .smorest import Blueprint
+from .smorest import INGEST_PARAMETERS, Blueprint
 
 blp = Blueprint("cdx", __name__, description=CDX.doc)
 CdxQuery = query_schema(CDX)
@@ -40,13 +40,7 @@ QUERY_DOC = (
         "`?refresh=wait_for` waits until stored events are searchable. 201: all stored; "
         "200: all were duplicates; 207: some rejected (see `errors`); 400: none storable."
     ),
-    parameters=[
-        {
-            "in": "query",
-            "name": "refresh",
-            "schema": {"type": "string", "enum": ["wait_for", "true", "false"]},
-        }
-    ],
+    parameters=INGEST_PARAMETERS,
     requestBody={
         "content": {
             "application/json": {"schema": {"type": "object"}},

@@ -17,7 +17,16 @@ from ..engine import formats, shape
 from ..engine.params import QueryParams
 from ..engine.translate import RESULT_WINDOW
 from ..errors import ApiError, arguments_error, validation_error
-from ..ingest import Batch, Report, decode_body, ingest_schema, parse_events, validate_items
+from ..ingest import (
+    Batch,
+    Report,
+    clock_offset,
+    correct_clock,
+    decode_body,
+    ingest_schema,
+    parse_events,
+    validate_items,
+)
 
 
 def settings():
@@ -200,7 +209,11 @@ def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
 
     Returns the report, the parsed batch and the documents sent (position → (id, document)).
     """
+    received_at = datetime.now(UTC)
     batch = read_batch()
+    sent_at = batch.sent_at or request.args.get("sent_at")
+    if sent_at is not None:
+        clock_offset(sent_at, received_at)  # refuse an unreadable sent_at before storing anything
     schema = _schemas.setdefault(dataset.name, ingest_schema(dataset))
     valid, errors = validate_items(schema, batch)
     if batch.single and errors:
@@ -215,11 +228,12 @@ def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
                 "This token may not ingest events of other institutions.",
                 {"indexes": foreign[:100]},
             )
-    now = datetime.now(UTC)
     new_id = current_app.extensions["ids"].next_id
     documents = {}
     for position, event in valid.items():
-        prepared = dataset.prepare(event, now, new_id) if dataset.prepare else event
+        if sent_at is not None:
+            event = correct_clock(event, dataset.client_clock_fields, sent_at, received_at)
+        prepared = dataset.prepare(event, received_at, new_id) if dataset.prepare else event
         documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
     report = Report(size=len(batch.items), errors=errors)
     store.bulk_create(es(), dataset.index_name(settings().index_prefix), documents, report, refresh)

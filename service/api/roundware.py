@@ -11,7 +11,7 @@ from ..engine.params import export_schema, query_schema
 from ..errors import ApiError
 from ..ingest import CREATED
 from .requests import es, export, ingest, institutions_of_token, refresh_param, run_query, settings
-from .smorest import Blueprint
+from .smorest import INGEST_PARAMETERS, Blueprint
 
 blp = Blueprint("roundware", __name__, url_prefix="/api/2", description=ROUNDWARE.doc)
 RoundwareQuery = query_schema(ROUNDWARE)
@@ -26,13 +26,7 @@ RoundwareExport = export_schema(ROUNDWARE)
         'service, `tag_ids` as `"3,8"`). A JSON array or NDJSON is a batch, answered like '
         "`POST /events` (stored / rejected counts, per-item errors)."
     ),
-    parameters=[
-        {
-            "in": "query",
-            "name": "refresh",
-            "schema": {"type": "string", "enum": ["wait_for", "true", "false"]},
-        }
-    ],
+    parameters=INGEST_PARAMETERS,
     requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
 )
 @require("ingest")

@@ -22,3 +22,22 @@ class Blueprint(flask_smorest.Blueprint):
 class Api(flask_smorest.Api):
     def handle_http_exception(self, error):
         return handle_http_exception(error)
+
+
+#: Query parameters of every ingest endpoint, for the OpenAPI document.
+INGEST_PARAMETERS = [
+    {
+        "in": "query",
+        "name": "refresh",
+        "description": "wait_for (or true): answer once the events are searchable",
+        "schema": {"type": "string", "enum": ["wait_for", "true", "false"]},
+    },
+    {
+        "in": "query",
+        "name": "sent_at",
+        "description": "the client's clock when sending: client-clock times are corrected by the "
+        "skew, originals kept in clock_correction (also as a JSON envelope "
+        '{"sent_at": ..., "events": [...]})',
+        "schema": {"type": "string", "format": "date-time"},
+    },
+]

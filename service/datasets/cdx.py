@@ -6,7 +6,7 @@ from datetime import datetime
 from ..engine.filters import Bound, Hierarchy, Match
 from ..engine.groups import AdminLevel, AgeRanges, EntryKey, Terms
 from .fields import Date, Integer, Keyword, KeywordOrInteger, Long, LongList, Nested, StoredObject
-from .registry import Dataset, Field, date_groups
+from .registry import CLOCK_CORRECTION, Dataset, Field, date_groups
 
 RESULT_KEYS = ("condition", "result")
 #: Declared values: `fill=zero` shows a row for each even when no event has it.
@@ -52,6 +52,7 @@ CDX = Dataset(
                 Bound("until", op="lte", doc="start_time <= value"),
             ),
             date_groups("start_time"),
+            client_clock=True,
         ),
         Field(
             "assay_name",
@@ -98,6 +99,7 @@ CDX = Dataset(
         ),
         Field("pii", StoredObject(), pii=True, doc="stored, never returned"),
         Field("custom_fields", StoredObject(), doc="stored and returned as given, not searchable"),
+        CLOCK_CORRECTION,
     ),
     extra_groups=(
         AdminLevel("admin_level", field="location_id", key="location", ancestors="parent_locations"),

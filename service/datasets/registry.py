@@ -15,7 +15,7 @@ from functools import cached_property
 
 from ..engine.filters import Filter
 from ..engine.groups import AdminLevel, AgeRanges, DateBuckets, EntryKey, Group
-from .fields import FieldType, Nested
+from .fields import FieldType, Nested, StoredObject
 
 SORTABLE_TYPES = ("keyword", "long", "integer", "double", "date")
 
@@ -33,11 +33,22 @@ class Field:
     server_side: bool = False
     #: A numeric field `stats=` may summarise.
     stats: bool = False
+    #: A time read off the client's clock: corrected on ingest when the client sends `sent_at`.
+    client_clock: bool = False
     doc: str = ""
 
     @property
     def sortable(self) -> bool:
         return self.type.es_type in SORTABLE_TYPES and not self.pii
+
+
+#: Where the service keeps the client's own times when it corrects them for clock skew.
+CLOCK_CORRECTION = Field(
+    "clock_correction",
+    StoredObject(),
+    server_side=True,
+    doc="set when the client sent `sent_at`: sent_at, received_at, offset_ms and the original times",
+)
 
 
 def date_groups(field_name: str) -> tuple[Group, ...]:
@@ -103,6 +114,10 @@ class Dataset:
             if type(group).__name__ == "Terms" and group.field in names:
                 names.setdefault(group.name, group.field)
         return names
+
+    @property
+    def client_clock_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.client_clock)
 
     @property
     def stats_fields(self) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from ..engine.filters import AllOf, Bound, DatePrefix, Match
 from ..engine.groups import Terms
 from .fields import Coordinate, Date, Keyword, Long, StoredText, Tags
-from .registry import Dataset, Field, date_groups
+from .registry import CLOCK_CORRECTION, Dataset, Field, date_groups
 
 
 def prepare(event: dict, now: datetime, new_id) -> dict:
@@ -51,7 +51,14 @@ ROUNDWARE = Dataset(
             server_side=True,
             doc="set by the service",
         ),
-        Field("client_time", Date(), (), date_groups("client_time"), doc="as the client sent it"),
+        Field(
+            "client_time",
+            Date(),
+            (),
+            date_groups("client_time"),
+            client_clock=True,
+            doc="as the client sent it",
+        ),
         Field("latitude", Coordinate(limit=90.0), (Match("latitude"),), stats=True),
         Field("longitude", Coordinate(limit=180.0), (Match("longitude"),), stats=True),
         Field(
@@ -61,5 +68,6 @@ ROUNDWARE = Dataset(
             (Terms("tag_ids"),),
         ),
         Field("data", StoredText()),
+        CLOCK_CORRECTION,
     ),
 )

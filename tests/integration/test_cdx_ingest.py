@@ -174,3 +174,31 @@ def test_nulls_are_accepted_and_returned(client, tokens):
     stored = client.get("/events/nulls", headers=auth(tokens["query"])).json
     assert stored["gender"] is None and stored["custom_fields"] == {"a": None}
     assert count(client, tokens, "gender=null") == 1
+
+
+def test_clock_skew_is_corrected_with_sent_at(client, tokens):
+    from datetime import UTC, datetime, timedelta
+
+    from service.datasets.fields import from_iso
+
+    # The device's clock is two hours behind: what it calls 10:00 happened at about 12:00 + (now - sent).
+    sent_at = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    body = {"sent_at": sent_at, "events": [{"uuid": "skew", "start_time": "2024-05-01T10:00:00Z"}]}
+    response = post(client, tokens, body)
+    assert response.status_code == 201, response.json
+    event = client.get("/events/skew", headers=auth(tokens["query"])).json
+    correction = event["clock_correction"]
+    assert correction["original"] == {"start_time": "2024-05-01T10:00:00Z"}
+    assert abs(correction["offset_ms"] - 2 * 3600 * 1000) < 60_000
+    shift = from_iso(event["start_time"]) - from_iso("2024-05-01T10:00:00Z")
+    assert shift == timedelta(milliseconds=correction["offset_ms"])
+    assert count(client, tokens, "since=2024-05-01T11:59:00Z") == 1
+    as_param = post(
+        client,
+        tokens,
+        {"uuid": "skew2", "start_time": "2024-05-01T10:00:00Z"},
+        query=f"?refresh=wait_for&sent_at={sent_at.replace('+', '%2B')}",
+    )
+    assert as_param.status_code == 201
+    bad = post(client, tokens, {"sent_at": "yesterday", "events": [{"uuid": "x"}]})
+    assert bad.status_code == 400 and "sent_at" in str(bad.json["error"])

@@ -190,3 +190,15 @@ def test_ids_from_several_processes_are_unique(settings, tokens):
     assert len(set(ids)) == len(ids)
     assert all(0 < i < 2**53 for i in ids)
     assert len({decompose(i)[1] for i in ids}) == 4  # one slot per process
+
+
+def test_client_time_is_corrected_with_sent_at(client, tokens):
+    body = {
+        "sent_at": "2020-01-01T00:00:00Z",
+        "events": [{"session_id": 77, "event_type": "skew", "client_time": "2020-01-01T00:00:00Z"}],
+    }
+    response = client.post("/api/2/events/?refresh=wait_for", json=body, headers=auth(tokens["ingest"]))
+    assert response.status_code == 201, response.json
+    (event,) = listed(client, tokens, "session_id=77").json
+    assert event["clock_correction"]["original"] == {"client_time": "2020-01-01T00:00:00Z"}
+    assert event["client_time"][:10] == event["server_time"][:10]  # moved to about now
