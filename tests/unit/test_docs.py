@@ -27,7 +27,15 @@ def test_every_filter_is_in_readme_and_openapi(dataset, spec):
     for name in dataset.filters:
         assert f"`{name}`" in README, name
         assert name in documented, name
-    assert {"page_size", "offset", "order_by", "group_by", "time_zone", "cursor"} <= documented
+    common = {"page_size", "offset", "order_by", "group_by", "time_zone", "cursor"}
+    extras = {"fill", "stats", "min_count", "week_start"}
+    assert common | extras <= documented
+    for name in extras:
+        assert f"`{name}" in README, name
+    export = {
+        p["name"] for p in spec["paths"][PATHS[dataset.name].rstrip("/") + "/export"]["get"]["parameters"]
+    }
+    assert set(dataset.filters) | {"format", "order_by"} <= export
 
 
 @pytest.mark.parametrize("dataset", DATASETS.values(), ids=DATASETS)
