@@ -120,6 +120,10 @@ def run_plain(dataset: Dataset, params: QueryParams, page_size: int, institution
 def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
     """Every row, or (with an explicit page_size) one page of rows and a cursor to the next."""
     prefix = settings().index_prefix
+    if params.offset:
+        raise validation_error(
+            "Grouped rows page with page_size and cursor, not offset.", {"fields": {"offset": ["Not with group_by."]}}
+        )
     if params.page_size:
         if not params.streamable:
             raise validation_error(
