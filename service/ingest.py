@@ -121,11 +121,12 @@ def validate_items(schema: Schema, batch: Batch) -> tuple[dict[int, dict], dict[
 CREATED, DUPLICATE, INVALID, RETRY, FAILED = "created", "duplicate", "invalid", "retry", "failed"
 
 
-def bulk_operations(index: str, documents: list[tuple[object, dict]]) -> list:
-    """`create` actions: a repeated id is refused by Elasticsearch, so a retry never duplicates."""
+def bulk_operations(dataset: Dataset, prefix: str, documents: list[tuple[object, dict]]) -> list:
+    """`create` actions, each into its event's monthly index: a repeated id is refused by
+    Elasticsearch, and a retry carries the same time so it meets the original in that index."""
     operations = []
     for doc_id, document in documents:
-        operations.append({"create": {"_index": index, "_id": str(doc_id)}})
+        operations.append({"create": {"_index": dataset.index_for(prefix, document), "_id": str(doc_id)}})
         operations.append(document)
     return operations
 
@@ -159,6 +160,10 @@ class Report:
         return sum(1 for value in self.outcomes.values() if value == outcome)
 
     @property
+    def rejected(self) -> int:
+        return self.size - self.count(CREATED) - self.count(DUPLICATE)
+
+    @property
     def status(self) -> int:
         created, duplicates = self.count(CREATED), self.count(DUPLICATE)
         done = created + duplicates
@@ -174,7 +179,7 @@ class Report:
         return {
             "stored": self.count(CREATED),
             "duplicates": self.count(DUPLICATE),
-            "rejected": self.size - self.count(CREATED) - self.count(DUPLICATE),
+            "rejected": self.rejected,
             "ids": [
                 self.ids.get(i) if self.outcomes.get(i) in (CREATED, DUPLICATE) else None
                 for i in range(self.size)

@@ -6,18 +6,16 @@ stays a few lines long.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import current_app, g, request
 from marshmallow import Schema, ValidationError
 
-from .. import store
+from .. import pipeline, store
 from ..datasets.registry import Dataset
 from ..engine import shape
 from ..engine.params import QueryParams
 from ..engine.translate import RESULT_WINDOW
 from ..errors import ApiError, arguments_error, validation_error
-from ..ingest import Batch, Report, decode_body, ingest_schema, parse_events, validate_items
+from ..ingest import Batch, Report, decode_body, parse_events
 
 
 def settings():
@@ -112,35 +110,13 @@ def read_batch():
     return parse_events(raw, request.headers.get("Content-Type", ""))
 
 
-_schemas: dict[str, Schema] = {}
-
-
 def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
-    """Validate, scope-check and bulk-store the request's events; report each one.
-
-    Returns the report, the parsed batch and the documents sent (position → (id, document)).
-    """
+    """Read the request's events and store them through the shared pipeline, scoped to the
+    token's institutions. Returns the report, the parsed batch and the documents sent
+    (position → (id, document))."""
     batch = read_batch()
-    schema = _schemas.setdefault(dataset.name, ingest_schema(dataset))
-    valid, errors = validate_items(schema, batch)
-    if batch.single and errors:
-        raise validation_error("The event is invalid.", {"fields": errors[0]})
-    allowed = g.token.institutions
-    if allowed:
-        foreign = [i for i, e in valid.items() if e.get(dataset.institution_field) not in allowed]
-        if foreign:
-            raise ApiError(
-                403,
-                "forbidden",
-                "This token may not ingest events of other institutions.",
-                {"indexes": foreign[:100]},
-            )
-    now = datetime.now(UTC)
     new_id = current_app.extensions["ids"].next_id
-    documents = {}
-    for position, event in valid.items():
-        prepared = dataset.prepare(event, now, new_id) if dataset.prepare else event
-        documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
-    report = Report(size=len(batch.items), errors=errors)
-    store.bulk_create(es(), dataset.index_name(settings().index_prefix), documents, report, refresh)
+    report, documents = pipeline.ingest(
+        es(), dataset, settings().index_prefix, batch, new_id, refresh, g.token.institutions
+    )
     return report, batch, documents
