@@ -14,6 +14,9 @@ from .engine.params import QueryParams
 from .engine.translate import COMPOSITE_PAGE, group_body, search_body
 from .ingest import Report, bulk_operations, item_outcome
 
+#: Ids looked up per search: well within `index.max_result_window` (10,000).
+IDS_PER_SEARCH = 5000
+
 
 def bulk_create(
     es: Elasticsearch,
@@ -41,15 +44,17 @@ def bulk_create(
 def existing_ids(es: Elasticsearch, dataset: Dataset, prefix: str, ids: list) -> set[str]:
     """Which of `ids` are stored in any of the dataset's indices (near real time: a document
     is seen here once refreshed, within `index.refresh_interval`)."""
-    if not ids:
-        return set()
-    found = es.search(
-        index=dataset.index_pattern(prefix),
-        query={"ids": {"values": [str(i) for i in ids]}},
-        size=len(ids),
-        source=False,
-    )
-    return {hit["_id"] for hit in found["hits"]["hits"]}
+    found = set()
+    for start in range(0, len(ids), IDS_PER_SEARCH):
+        chunk = [str(i) for i in ids[start : start + IDS_PER_SEARCH]]
+        response = es.search(
+            index=dataset.index_pattern(prefix),
+            query={"ids": {"values": chunk}},
+            size=len(chunk),
+            source=False,
+        )
+        found |= {hit["_id"] for hit in response["hits"]["hits"]}
+    return found
 
 
 def indices(es: Elasticsearch, dataset: Dataset, prefix: str) -> list[str]:

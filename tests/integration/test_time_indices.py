@@ -71,6 +71,9 @@ def test_retried_event_without_time_is_a_duplicate_whatever_the_month(
     assert (
         client.get("/events?page_size=0&uuid=retry-1", headers=auth(tokens["query"])).json["total_count"] == 1
     )
+    # Batches larger than the search window are looked up in chunks.
+    many = [f"none-{i}" for i in range(12_000)] + ["retry-1", "fresh"]
+    assert store.existing_ids(es, CDX, settings.index_prefix, many) == {"retry-1", "fresh"}
 
 
 def test_grouping_with_no_index_yet_is_empty(client, tokens, es, settings):
