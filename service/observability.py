@@ -38,6 +38,9 @@ log = logging.getLogger("service.requests")
 #: corrupt a log line or a header), else replaced by a fresh one.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
+#: Methods counted by name; anything else a client invents is `other`, so labels stay few.
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
 REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["endpoint", "method", "status"])
 LATENCY = Histogram(
     "http_request_duration_seconds", "Time to answer an HTTP request.", ["endpoint", "method"]
@@ -122,8 +125,9 @@ def before_request() -> None:
 def after_request(response: Response) -> Response:
     elapsed = time.perf_counter() - g.get("request_started", time.perf_counter())
     endpoint = endpoint_label()
-    REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
-    LATENCY.labels(endpoint, request.method).observe(elapsed)
+    method = request.method if request.method in METHODS else "other"
+    REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
+    LATENCY.labels(endpoint, method).observe(elapsed)
     response.headers["X-Request-ID"] = g.get("request_id") or request_id()
     token = g.get("token")
     log.info(

@@ -69,12 +69,16 @@ def test_metrics_count_requests_ingest_and_elasticsearch(app, client, tokens, fr
     assert delta(before, after, "elasticsearch_errors_total", operation="indices.get", error="404") == 1
 
 
-def test_unmatched_routes_share_one_label(client):
+def test_unmatched_routes_and_odd_methods_share_one_label(client):
     before = scrape(client)
     for path in ("/no/such/route", "/another/missing/path"):
         assert client.get(path).status_code == 404
+    assert client.open("/health", method="BREW").status_code == 405
     after = scrape(client)
     assert delta(before, after, "http_requests_total", endpoint="unmatched", method="GET", status="404") == 2
+    assert (
+        delta(before, after, "http_requests_total", endpoint="unmatched", method="other", status="405") == 1
+    )
 
 
 def request_lines(caplog) -> list[dict]:
