@@ -55,6 +55,7 @@ def import_events(dataset, path, file_format, batch_size):
     es, prefix = context()
     dataset = DATASETS[dataset]
     new_id = current_app.extensions["ids"].next_id
+    # Counts of every outcome, but only the first bad lines kept: memory stays constant.
     tally, problems = Counter(), []
     with open(path, encoding="utf-8", newline="") as stream:
         source = ByteCounter(stream)
@@ -62,8 +63,8 @@ def import_events(dataset, path, file_format, batch_size):
         with click.progressbar(length=os.path.getsize(path), label="importing", file=sys.stderr) as bar:
             for numbers, batch in files.batches(lines, batch_size):
                 report, _ = pipeline.ingest(es, dataset, prefix, batch, new_id)
-                tally.update(report.outcomes.values())
-                for error in report.body()["errors"]:
+                tally.update(report.outcomes.get(i, INVALID) for i in range(report.size))
+                for error in report.body()["errors"][: MAX_SHOWN_ERRORS - len(problems)]:
                     problems.append((numbers[error["index"]], error["status"], error["errors"]))
                 bar.update(source.read - bar.pos)
     store.refresh(es, dataset, prefix)
@@ -71,18 +72,17 @@ def import_events(dataset, path, file_format, batch_size):
 
 
 def summarise(tally: Counter, problems: list) -> None:
-    """Stored / duplicate / invalid / failed counts on stdout, each bad line on stderr."""
-    for number, status, errors in problems[:MAX_SHOWN_ERRORS]:
+    """Stored / duplicate / invalid / failed counts on stdout, the first bad lines on stderr."""
+    for number, status, errors in problems:
         click.echo(f"line {number}: {status}: {errors}", err=True)
-    if len(problems) > MAX_SHOWN_ERRORS:
-        click.echo(f"... and {len(problems) - MAX_SHOWN_ERRORS} more", err=True)
-    by_status = Counter(status for _, status, _ in problems)
-    invalid = by_status.pop(INVALID, 0)
+    failed = sum(tally.values()) - tally[CREATED] - tally[DUPLICATE] - tally[INVALID]
+    if failed + tally[INVALID] > len(problems):
+        click.echo(f"... and {failed + tally[INVALID] - len(problems)} more", err=True)
+    invalid = tally[INVALID]
     click.echo(
-        f"stored: {tally[CREATED]}, duplicates: {tally[DUPLICATE]}, invalid: {invalid}, "
-        f"failed: {sum(by_status.values())}"
+        f"stored: {tally[CREATED]}, duplicates: {tally[DUPLICATE]}, invalid: {invalid}, failed: {failed}"
     )
-    if problems:
+    if failed or invalid:
         raise SystemExit(1)
 
 

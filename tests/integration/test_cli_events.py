@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service import store
+from service import cli_events, store
 from service.datasets import CDX
 from tests.conftest import auth, empty_index
 
@@ -33,7 +33,9 @@ def count(client, tokens, query="") -> int:
     return client.get(f"/events?page_size=0&{query}", headers=auth(tokens["query"])).json["total_count"]
 
 
-def test_import_reports_broken_lines_and_stores_the_rest(runner, client, tokens, fresh_cdx, tmp_path):
+def test_import_reports_broken_lines_and_stores_the_rest(
+    runner, client, tokens, fresh_cdx, tmp_path, monkeypatch
+):
     path = tmp_path / "events.ndjson"
     path.write_text(
         '{"uuid": "i1", "gender": "female"}\n'
@@ -50,6 +52,12 @@ def test_import_reports_broken_lines_and_stores_the_rest(runner, client, tokens,
     assert "line 4: invalid" in result.stderr and "age" in result.stderr
     assert count(client, tokens) == 2
     assert count(client, tokens, "uuid=i1,i4") == 2
+
+    monkeypatch.setattr(cli_events, "MAX_SHOWN_ERRORS", 1)
+    again = runner.invoke(args=["import", "cdx", str(path)])
+    assert "stored: 0, duplicates: 3, invalid: 2, failed: 0" in again.stdout
+    shown = [text for text in again.stderr.splitlines() if text.startswith("line ")]
+    assert len(shown) == 1 and "... and 1 more" in again.stderr
 
 
 def test_import_csv(runner, client, tokens, fresh_cdx, tmp_path):
