@@ -5,6 +5,14 @@ several at once with threads (gthread); one process per core keeps Python's CPU 
 """
 
 import os
+import tempfile
+from pathlib import Path
+
+# Prometheus multiprocess mode: must be in the environment before any worker imports
+# prometheus_client, so it is set here, in the master, before the app is loaded.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / f"events-metrics-{os.getpid()}")
+)
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8888')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
@@ -16,6 +24,23 @@ graceful_timeout = 30
 # Recycle workers now and then so a slow leak can never grow without bound.
 max_requests = 100_000
 max_requests_jitter = 10_000
-accesslog = os.environ.get("ACCESS_LOG", "-")
+# The service writes its own JSON line per request (service/observability.py); set ACCESS_LOG=-
+# for gunicorn's plain access log as well.
+accesslog = os.environ.get("ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+
+
+def on_starting(server):
+    """Start from an empty metrics folder: samples of a previous run must not add up."""
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    """A dead worker's gauges leave the totals; its counters stay (they were served)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

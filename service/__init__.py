@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from . import errors, extensions, templates
+from . import errors, extensions, observability, templates
 from .config import Settings
 from .jsonio import OrjsonProvider
 
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, es=None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
     )
     extensions.init_app(app, settings, es)
+    observability.init_app(app, settings.log_level)
     _register_api(app)
     errors.init_app(app)
     from . import cli

@@ -1,4 +1,4 @@
-"""`flask` commands for operators: tokens and index templates."""
+"""`flask` commands for operators: tokens and index templates; events in bulk (`cli_events.py`)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def revoke_token(token_id):
 
 @templates.command("install")
 def install_templates():
-    """Install (or update) every dataset's index template and index; safe to repeat."""
+    """Install (or update) every dataset's index template; safe to repeat."""
     settings = current_app.config["SETTINGS"]
     for name in index_templates.install(current_app.extensions["es"], settings.index_prefix):
         click.echo(f"installed {name}")
@@ -85,5 +85,9 @@ def check_templates():
 
 
 def init_app(app: Flask) -> None:
+    from .cli_events import COMMANDS
+
     app.cli.add_command(tokens)
     app.cli.add_command(templates)
+    for command in COMMANDS:
+        app.cli.add_command(command)

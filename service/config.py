@@ -36,6 +36,8 @@ class Settings:
     install_templates: bool = True
     #: RETRY_AFTER_SECONDS: the `Retry-After` sent with 429 and 503.
     retry_after_seconds: int = 5
+    #: LOG_LEVEL: level of the service's JSON log lines (one per request at `info`).
+    log_level: str = "info"
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:

@@ -8,6 +8,7 @@ from flask import Flask
 from .auth import TokenStore
 from .config import Settings
 from .ids import IdGenerator
+from .observability import InstrumentedElasticsearch
 
 
 def make_client(settings: Settings) -> Elasticsearch:
@@ -24,7 +25,7 @@ def make_client(settings: Settings) -> Elasticsearch:
     if settings.es_ca_cert:
         options["ca_certs"] = settings.es_ca_cert
     hosts = [url.strip() for url in settings.es_url.split(",") if url.strip()]
-    return Elasticsearch(hosts, **options)
+    return InstrumentedElasticsearch(hosts, **options)
 
 
 def init_app(app: Flask, settings: Settings, es: Elasticsearch | None = None) -> None:

@@ -22,6 +22,7 @@ import random
 import socket
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 from elasticsearch import ConflictError, Elasticsearch
 
@@ -47,6 +48,14 @@ def decompose(event_id: int) -> tuple[int, int, int]:
     sequence = event_id & MAX_SEQUENCE
     slot = (event_id >> SEQUENCE_BITS) & (SLOTS - 1)
     return (event_id >> (SLOT_BITS + SEQUENCE_BITS)) + EPOCH_MS, slot, sequence
+
+
+def time_of(event_id: int) -> datetime:
+    """The UTC time an id was made, to the millisecond (ValueError for a non-id)."""
+    if not 0 <= event_id < 1 << (TIME_BITS + SLOT_BITS + SEQUENCE_BITS):
+        raise ValueError(f"not an event id: {event_id}")
+    # Integer milliseconds: a float timestamp could round .123 down to .122.
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=decompose(event_id)[0])
 
 
 class IdGenerator:

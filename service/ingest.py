@@ -143,14 +143,15 @@ def clock_offset(sent_at, received_at: datetime) -> timedelta:
 
 
 def correct_clock(event: dict, fields: tuple[str, ...], sent_at: str, received_at: datetime) -> dict:
-    """Shift the event's client-clock times by the client's skew; keep the originals."""
-    offset = received_at - from_iso(sent_at)
+    """Shift the event's client-clock times by the client's skew (to the millisecond, as times
+    are stored); keep the originals."""
+    offset = timedelta(milliseconds=round((received_at - from_iso(sent_at)).total_seconds() * 1000))
     original = {name: event[name] for name in fields if event.get(name)}
     corrected = {name: _iso_ms(from_iso(value) + offset) for name, value in original.items()}
     correction = {
         "sent_at": sent_at,
         "received_at": _iso_ms(received_at),
-        "offset_ms": round(offset.total_seconds() * 1000),
+        "offset_ms": offset // timedelta(milliseconds=1),
         "original": original,
     }
     return {**event, **corrected, "clock_correction": correction}
@@ -165,11 +166,12 @@ def _iso_ms(moment: datetime) -> str:
 CREATED, DUPLICATE, INVALID, RETRY, FAILED = "created", "duplicate", "invalid", "retry", "failed"
 
 
-def bulk_operations(index: str, documents: list[tuple[object, dict]]) -> list:
-    """`create` actions: a repeated id is refused by Elasticsearch, so a retry never duplicates."""
+def bulk_operations(dataset: Dataset, prefix: str, documents: list[tuple[object, dict]]) -> list:
+    """`create` actions, each into its event's monthly index: a repeated id is refused by
+    Elasticsearch, and a retry carries the same time so it meets the original in that index."""
     operations = []
     for doc_id, document in documents:
-        operations.append({"create": {"_index": index, "_id": str(doc_id)}})
+        operations.append({"create": {"_index": dataset.index_for(prefix, document), "_id": str(doc_id)}})
         operations.append(document)
     return operations
 
@@ -203,6 +205,10 @@ class Report:
         return sum(1 for value in self.outcomes.values() if value == outcome)
 
     @property
+    def rejected(self) -> int:
+        return self.size - self.count(CREATED) - self.count(DUPLICATE)
+
+    @property
     def status(self) -> int:
         created, duplicates = self.count(CREATED), self.count(DUPLICATE)
         done = created + duplicates
@@ -218,7 +224,7 @@ class Report:
         return {
             "stored": self.count(CREATED),
             "duplicates": self.count(DUPLICATE),
-            "rejected": self.size - self.count(CREATED) - self.count(DUPLICATE),
+            "rejected": self.rejected,
             "ids": [
                 self.ids.get(i) if self.outcomes.get(i) in (CREATED, DUPLICATE) else None
                 for i in range(self.size)

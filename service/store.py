@@ -14,15 +14,24 @@ from .engine.params import QueryParams
 from .engine.translate import COMPOSITE_PAGE, group_body, search_body
 from .ingest import Report, bulk_operations, item_outcome
 
+#: Ids looked up per search: well within `index.max_result_window` (10,000).
+IDS_PER_SEARCH = 5000
+
 
 def bulk_create(
-    es: Elasticsearch, index: str, documents: dict[int, tuple[str, dict]], report: Report, refresh
+    es: Elasticsearch,
+    dataset: Dataset,
+    prefix: str,
+    documents: dict[int, tuple[str, dict]],
+    report: Report,
+    refresh,
 ) -> Report:
     """Create `documents` (position → (id, document)) in one `_bulk`; record each outcome."""
     if not documents:
         return report
     positions = list(documents)
-    response = es.bulk(operations=bulk_operations(index, list(documents.values())), refresh=refresh)
+    operations = bulk_operations(dataset, prefix, list(documents.values()))
+    response = es.bulk(operations=operations, refresh=refresh)
     for position, item in zip(positions, response["items"], strict=True):
         outcome, reason = item_outcome(item)
         report.ids[position] = documents[position][0]
@@ -32,13 +41,50 @@ def bulk_create(
     return report
 
 
+def existing_ids(es: Elasticsearch, dataset: Dataset, prefix: str, ids: list) -> set[str]:
+    """Which of `ids` are stored in any of the dataset's indices (near real time: a document
+    is seen here once refreshed, within `index.refresh_interval`)."""
+    found = set()
+    for start in range(0, len(ids), IDS_PER_SEARCH):
+        chunk = [str(i) for i in ids[start : start + IDS_PER_SEARCH]]
+        response = es.search(
+            index=dataset.index_pattern(prefix),
+            query={"ids": {"values": chunk}},
+            size=len(chunk),
+            source=False,
+        )
+        found |= {hit["_id"] for hit in response["hits"]["hits"]}
+    return found
+
+
+def indices(es: Elasticsearch, dataset: Dataset, prefix: str) -> list[str]:
+    """The dataset's concrete indices (its monthly ones, and any other its pattern matches)."""
+    found = es.indices.resolve_index(name=dataset.index_pattern(prefix))
+    return sorted(index["name"] for index in found["indices"])
+
+
 def get_event(es: Elasticsearch, dataset: Dataset, prefix: str, event_id, institutions=()) -> dict | None:
     """One event by id (real time: no refresh needed), or None, also when a token restricted
-    to institutions may not see it."""
-    found = es.options(ignore_status=404).get(index=dataset.index_name(prefix), id=str(event_id))
-    if not found.get("found"):
+    to institutions may not see it.
+
+    An id that encodes its time names its monthly index; otherwise one `mget` asks every
+    monthly index (gets are real time, searches are not).
+    """
+    try:
+        candidates = (
+            [dataset.index_name(prefix, dataset.time_of_id(event_id))]
+            if dataset.time_of_id
+            else indices(es, dataset, prefix)
+        )
+    except ValueError:
         return None
-    source = found["_source"]
+    if not candidates:
+        return None
+    docs = [{"_index": index, "_id": str(event_id)} for index in candidates]
+    found = es.mget(docs=docs)["docs"]
+    source = next((doc["_source"] for doc in found if doc.get("found")), None)
+    if source is None:
+        return None
     if institutions and source.get(dataset.institution_field) not in institutions:
         return None
     return dataset.to_event(source)
@@ -67,7 +113,8 @@ def group_events(
         response = es.search(index=dataset.index_pattern(prefix), body=body)
         if total is None:
             total = shape.total(response)
-        aggregation = response["aggregations"]["groups"]
+        # No index yet (nothing ingested) means no aggregation in the answer at all.
+        aggregation = response.get("aggregations", {}).get("groups", {"buckets": []})
         shape.add_buckets(params, aggregation["buckets"], acc)
         after = aggregation.get("after_key")
         if after is None or len(aggregation["buckets"]) < COMPOSITE_PAGE:
@@ -86,7 +133,7 @@ def group_page(
     """One page of `size` rows from `after` on: (events matching, rows folded, next after key)."""
     body = group_body(dataset, params, institutions, after, size=size, count=True)
     response = es.search(index=dataset.index_pattern(prefix), body=body)
-    aggregation = response["aggregations"]["groups"]
+    aggregation = response.get("aggregations", {}).get("groups", {"buckets": []})
     acc = shape.add_buckets(params, aggregation["buckets"], {})
     more = len(aggregation["buckets"]) == size and aggregation.get("after_key") is not None
     return shape.total(response), acc, aggregation["after_key"] if more else None
@@ -102,13 +149,15 @@ def open_export(es: Elasticsearch, dataset: Dataset, prefix: str) -> str:
     return es.open_point_in_time(index=dataset.index_pattern(prefix), keep_alive="2m")["id"]
 
 
-def export_pages(es: Elasticsearch, dataset: Dataset, pit: str, params: QueryParams, institutions=()):
+def export_pages(
+    es: Elasticsearch, dataset: Dataset, pit: str, params: QueryParams, institutions=(), page_size=EXPORT_PAGE
+):
     """Yield every matching event, a page at a time, through the point in time and
     search_after; closes the point in time at the end (or when the client goes away)."""
     after = None
     try:
         while True:
-            body = search_body(dataset, params, EXPORT_PAGE, institutions, after)
+            body = search_body(dataset, params, page_size, institutions, after)
             body.update(track_total_hits=False, pit={"id": pit, "keep_alive": "2m"})
             response = es.search(body=body)
             hits = response["hits"]["hits"]
@@ -119,3 +168,13 @@ def export_pages(es: Elasticsearch, dataset: Dataset, pit: str, params: QueryPar
             after = hits[-1]["sort"]
     finally:
         es.options(ignore_status=404).close_point_in_time(id=pit)
+
+
+def delete_index(es: Elasticsearch, index: str) -> None:
+    """Delete one index by its concrete name (clusters may refuse wildcard deletes)."""
+    es.options(ignore_status=404).indices.delete(index=index)
+
+
+def refresh(es: Elasticsearch, dataset: Dataset, prefix: str) -> None:
+    """Make everything written so far searchable (after a bulk import)."""
+    es.indices.refresh(index=dataset.index_pattern(prefix))

@@ -65,15 +65,12 @@ def write_files(directory: Path = TEMPLATES_DIR) -> list[Path]:
 
 
 def install(es: Elasticsearch, prefix: str) -> list[str]:
-    """Put every dataset's template and create its index; safe to repeat."""
+    """Put every dataset's template; safe to repeat. Indices are monthly and made by the
+    first write into each month, with the template's mappings (see README, "Time-based indices")."""
     names = []
     for dataset in DATASETS.values():
-        body = index_template(dataset, prefix)
         name = template_name(dataset, prefix)
-        es.indices.put_index_template(name=name, **body)
-        index = dataset.index_name(prefix)
-        if not es.indices.exists(index=index):
-            es.options(ignore_status=400).indices.create(index=index)
+        es.indices.put_index_template(name=name, **index_template(dataset, prefix))
         names.append(name)
     return names
 

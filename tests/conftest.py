@@ -18,8 +18,9 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from scripts.local_es import LocalNode
-from service import create_app
+from service import create_app, store
 from service.config import Settings
+from service.datasets import DATASETS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,10 +121,9 @@ def auth(secret: str, scheme: str = "token") -> dict:
 
 
 def empty_index(es, settings, dataset_name: str) -> None:
-    """Drop and recreate a dataset's index (its template applies again)."""
-    index = f"{settings.index_prefix}{dataset_name}"
-    es.options(ignore_status=404).indices.delete(index=index)
-    es.indices.create(index=index)
+    """Drop every monthly index of a dataset, by name; the next write makes them anew."""
+    for index in store.indices(es, DATASETS[dataset_name], settings.index_prefix):
+        store.delete_index(es, index)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, render_template_string
 
-from .. import templates
+from .. import observability, templates
 from ..errors import unavailable
 from .smorest import Blueprint
 
@@ -33,6 +33,12 @@ def ready():
     if not installed:
         raise unavailable("The index templates are not installed (flask templates install).")
     return jsonify({"status": "ready", "elasticsearch": "ok", "templates": "installed"})
+
+
+@blp.route("/metrics")
+@blp.doc(summary="Prometheus metrics of every worker (requests, ingest, Elasticsearch)", security=[])
+def metrics():
+    return observability.metrics_response()
 
 
 DOCS_PAGE = """<!doctype html>

@@ -11,22 +11,13 @@ from datetime import UTC, datetime
 from flask import Response, current_app, g, request, stream_with_context
 from marshmallow import Schema, ValidationError
 
-from .. import store
+from .. import files, pipeline, store
 from ..datasets.registry import Dataset
-from ..engine import formats, shape
+from ..engine import shape
 from ..engine.params import QueryParams
 from ..engine.translate import RESULT_WINDOW
 from ..errors import ApiError, arguments_error, validation_error
-from ..ingest import (
-    Batch,
-    Report,
-    clock_offset,
-    correct_clock,
-    decode_body,
-    ingest_schema,
-    parse_events,
-    validate_items,
-)
+from ..ingest import Batch, Report, decode_body, parse_events
 
 
 def settings():
@@ -122,7 +113,8 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
     prefix = settings().index_prefix
     if params.offset:
         raise validation_error(
-            "Grouped rows page with page_size and cursor, not offset.", {"fields": {"offset": ["Not with group_by."]}}
+            "Grouped rows page with page_size and cursor, not offset.",
+            {"fields": {"offset": ["Not with group_by."]}},
         )
     if params.page_size:
         if not params.streamable:
@@ -175,16 +167,11 @@ def export(dataset: Dataset, params: QueryParams) -> Response:
     pit = store.open_export(es(), dataset, settings().index_prefix)  # fails here (503) if ES is away
     pages = store.export_pages(es(), dataset, pit, params, institutions)
 
-    def body():
-        if params.format == "csv":
-            yield formats.csv_header(dataset)
-        for events in pages:
-            yield formats.csv_page(dataset, events) if params.format == "csv" else formats.ndjson_page(events)
-
+    chunks = (chunk.encode() for chunk in files.encode_pages(pages, params.format, dataset))
     filename = f"{dataset.name}-events.{params.format}"
     return Response(
-        stream_with_context(body()),
-        mimetype=formats.MEDIA_TYPES[params.format],
+        stream_with_context(chunks),
+        mimetype=files.MEDIA_TYPES[params.format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
@@ -205,40 +192,15 @@ def read_batch():
     return parse_events(raw, request.headers.get("Content-Type", ""))
 
 
-_schemas: dict[str, Schema] = {}
-
-
 def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
-    """Validate, scope-check and bulk-store the request's events; report each one.
-
-    Returns the report, the parsed batch and the documents sent (position → (id, document)).
-    """
+    """Read the request's events and store them through the shared pipeline, scoped to the
+    token's institutions. Returns the report, the parsed batch and the documents sent
+    (position → (id, document))."""
     received_at = datetime.now(UTC)
     batch = read_batch()
-    sent_at = batch.sent_at or request.args.get("sent_at")
-    if sent_at is not None:
-        clock_offset(sent_at, received_at)  # refuse an unreadable sent_at before storing anything
-    schema = _schemas.setdefault(dataset.name, ingest_schema(dataset))
-    valid, errors = validate_items(schema, batch)
-    if batch.single and errors:
-        raise validation_error("The event is invalid.", {"fields": errors[0]})
-    allowed = g.token.institutions
-    if allowed:
-        foreign = [i for i, e in valid.items() if e.get(dataset.institution_field) not in allowed]
-        if foreign:
-            raise ApiError(
-                403,
-                "forbidden",
-                "This token may not ingest events of other institutions.",
-                {"indexes": foreign[:100]},
-            )
+    batch.sent_at = batch.sent_at or request.args.get("sent_at")
     new_id = current_app.extensions["ids"].next_id
-    documents = {}
-    for position, event in valid.items():
-        if sent_at is not None:
-            event = correct_clock(event, dataset.client_clock_fields, sent_at, received_at)
-        prepared = dataset.prepare(event, received_at, new_id) if dataset.prepare else event
-        documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
-    report = Report(size=len(batch.items), errors=errors)
-    store.bulk_create(es(), dataset.index_name(settings().index_prefix), documents, report, refresh)
+    report, documents = pipeline.ingest(
+        es(), dataset, settings().index_prefix, batch, new_id, refresh, g.token.institutions, received_at
+    )
     return report, batch, documents

@@ -32,6 +32,8 @@ CDX = Dataset(
     institution_field="institution_id",
     default_order=("-start_time",),
     prepare=prepare,
+    # created_at is set at ingest when absent, so every event has one of the two.
+    partition_fields=("start_time", "created_at"),
     fields=(
         Field("uuid", Keyword(), (Match("uuid", doc="event uuid"),), doc="generated when absent"),
         Field(

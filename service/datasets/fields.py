@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import orjson
 from marshmallow import ValidationError, fields, validate
 
 # ISO 8601 in the forms Elasticsearch's `strict_date_optional_time` also reads, so a value we
@@ -76,9 +77,23 @@ class FieldType:
 
     es_type: str
     extra_mapping: dict = field(default_factory=dict)
+    #: In a CSV file (`flask import` / `export`) the value is the cell's text as it is; for
+    #: other types a cell holds JSON (`31`, `[1, 12]`, `{"a": 1}`), or else text.
+    text_cell = False
 
     def mapping(self) -> dict:
         return {"type": self.es_type, **self.extra_mapping}
+
+    def from_cell(self, text: str):
+        if self.text_cell:
+            return text
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text
+
+    def to_cell(self, value) -> str:
+        return value if isinstance(value, str) else orjson.dumps(value).decode()
 
     def schema_field(self, **kwargs) -> fields.Field:
         raise NotImplementedError
@@ -93,6 +108,7 @@ class Keyword(FieldType):
     es_type: str = "keyword"
     max_length: int = 1024
     extra_mapping: dict = field(default_factory=lambda: {"ignore_above": 1024})
+    text_cell = True
 
     def schema_field(self, **kwargs):
         return fields.String(validate=validate.Length(max=self.max_length), **kwargs)
@@ -101,6 +117,8 @@ class Keyword(FieldType):
 @dataclass(frozen=True)
 class KeywordOrInteger(Keyword):
     """Stored as a keyword so `"17"` and `17` match alike; returned as given."""
+
+    text_cell = False  # a CSV cell `17` reads as the integer, `dev-a` as text
 
     def schema_field(self, **kwargs):
         return StringOrInteger(**kwargs)
@@ -142,6 +160,7 @@ class Double(FieldType):
 class Date(FieldType):
     es_type: str = "date"
     extra_mapping: dict = field(default_factory=lambda: {"format": "strict_date_optional_time||epoch_millis"})
+    text_cell = True
 
     def schema_field(self, **kwargs):
         return IsoDateTime(**kwargs)
@@ -254,6 +273,7 @@ class StoredText(FieldType):
 
     es_type: str = "keyword"
     extra_mapping: dict = field(default_factory=lambda: {"index": False, "doc_values": False})
+    text_cell = True
 
     def schema_field(self, **kwargs):
         return fields.String(**kwargs)

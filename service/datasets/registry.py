@@ -2,20 +2,21 @@
 
 A `Dataset` lists its `Field`s, each with its type, the filters and groupings it offers and
 whether it is PII. The index template (`templates.py`), the ingest and query schemas
-(`engine/params.py`, `ingest/schema.py`) and the query translation (`engine/translate.py`) are
+(`engine/params.py`, `ingest.py`) and the query translation (`engine/translate.py`) are
 all generated from it, so a field is declared in exactly one place.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 
 from ..engine.filters import Filter
 from ..engine.groups import AdminLevel, AgeRanges, DateBuckets, EntryKey, Group
-from .fields import FieldType, Nested, StoredObject
+from .fields import FieldType, Nested, StoredObject, from_iso
 
 SORTABLE_TYPES = ("keyword", "long", "integer", "double", "date")
 
@@ -79,6 +80,11 @@ class Dataset:
     prepare: Callable[[dict, datetime, Callable[[], int]], dict] | None = None
     #: Turns a stored document into the event a client sees.
     present: Callable[[dict], dict] | None = None
+    #: The event's own time fields, the first present one choosing its monthly index, so an
+    #: event (and any retry of it) always lands in the same index.
+    partition_fields: tuple[str, ...] = ()
+    #: When ids encode their creation time: id → that time, so a get by id knows its index.
+    time_of_id: Callable[[object], datetime] | None = None
     doc: str = ""
 
     @cached_property
@@ -162,11 +168,23 @@ class Dataset:
         event = {key: value for key, value in source.items() if key not in hidden}
         return self.present(event) if self.present else event
 
-    def index_name(self, prefix: str) -> str:
-        return f"{prefix}{self.name}"
+    # -- monthly indices: `<prefix><name>-YYYY.MM`, all matched by the template's pattern ------
+
+    def index_name(self, prefix: str, when: datetime) -> str:
+        return f"{prefix}{self.name}-{when.astimezone(UTC):%Y.%m}"
+
+    def index_for(self, prefix: str, document: dict) -> str:
+        """The monthly index of a document, from its first present partition field."""
+        value = next((document[f] for f in self.partition_fields if document.get(f)), None)
+        return self.index_name(prefix, from_iso(value) if value else datetime.now(UTC))
 
     def index_pattern(self, prefix: str) -> str:
         return f"{prefix}{self.name}*"
+
+    def month_of_index(self, prefix: str, index: str) -> tuple[int, int] | None:
+        """(year, month) of one of this dataset's monthly indices; None for any other name."""
+        found = re.fullmatch(re.escape(f"{prefix}{self.name}-") + r"(\d{4})\.(\d{2})", index)
+        return (int(found[1]), int(found[2])) if found else None
 
 
 def _keyword():

@@ -6,17 +6,20 @@ from datetime import datetime
 
 from ..engine.filters import AllOf, Bound, DatePrefix, Match
 from ..engine.groups import Terms
+from ..ids import time_of
 from .fields import Coordinate, Date, Keyword, Long, StoredText, Tags
 from .registry import CLOCK_CORRECTION, Dataset, Field, date_groups
 
 
 def prepare(event: dict, now: datetime, new_id) -> dict:
-    """The service sets `id` and `server_time` (millisecond precision, as stored)."""
-    return {
-        **event,
-        "id": new_id(),
-        "server_time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-    }
+    """The service sets `id` and `server_time` (millisecond precision, as stored).
+
+    `server_time` is the id's own millisecond, so the monthly index of an event is known from
+    its id alone (a get by id is one real-time get) and the two never disagree.
+    """
+    event_id = new_id()
+    server_time = time_of(event_id).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {**event, "id": event_id, "server_time": server_time}
 
 
 def present(event: dict) -> dict:
@@ -35,6 +38,8 @@ ROUNDWARE = Dataset(
     default_order=("id",),
     prepare=prepare,
     present=present,
+    partition_fields=("server_time",),
+    time_of_id=lambda event_id: time_of(int(event_id)),
     fields=(
         Field("id", Long(), (Match("id"),), server_side=True, doc="unique, time-ordered, below 2^53"),
         Field("session_id", Long(), (Match("session_id"),), (Terms("session_id"),), required=True),

@@ -243,3 +243,17 @@ def export_schema(dataset: Dataset) -> type[Schema]:
     )
     name = f"{dataset.name.capitalize()}ExportSchema"
     return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset})
+
+
+def load_pairs(schema: Schema, pairs: list[tuple[str, str]]) -> QueryParams:
+    """Parameters given as `name=value` pairs, read exactly as the query string reads them
+    (a repeated name adds values; commas separate values), for callers without a request
+    such as `flask export`. Raises marshmallow's ValidationError."""
+    data: dict = {}
+    for name, value in pairs:
+        spec = schema.fields.get(name)
+        if spec is not None and getattr(spec, "is_multiple", False):
+            data.setdefault(name, []).append(value)
+        else:
+            data[name] = value
+    return schema.load(data)

@@ -14,7 +14,7 @@ from tests.conftest import auth
 EVENTS = 200_000
 
 
-def documents(index: str):
+def documents(prefix: str):
     for i in range(EVENTS):
         event = {
             "uuid": f"x{i:06d}",
@@ -23,13 +23,18 @@ def documents(index: str):
             "assay_name": "export",
         }
         event["results"] = [{"condition": "mtb", "result": "negative"}]
-        yield {"_op_type": "create", "_index": index, "_id": event["uuid"], "_source": CDX.to_document(event)}
+        document = CDX.to_document(event)
+        yield {
+            "_op_type": "create",
+            "_index": CDX.index_for(prefix, document),
+            "_id": event["uuid"],
+            "_source": document,
+        }
 
 
 def test_export_of_200000_events_keeps_memory_flat(app, client, es, settings, tokens, fresh_cdx):
-    index = CDX.index_name(settings.index_prefix)
     stored, errors = helpers.bulk(
-        es, documents(index), chunk_size=5_000, refresh="wait_for", raise_on_error=False
+        es, documents(settings.index_prefix), chunk_size=5_000, refresh="wait_for", raise_on_error=False
     )
     assert (stored, errors) == (EVENTS, [])
 

@@ -63,3 +63,15 @@ def test_every_endpoint_is_in_openapi(spec):
         "/api/2/events/{event_id}/",
     } <= set(spec["paths"])
     assert {"/health", "/ready", "/docs"} <= set(spec["paths"])
+
+
+def test_every_command_is_in_readme():
+    """Each of our `flask` commands (and each subcommand) heads a paragraph of the CLI section."""
+    app = create_app(Settings(install_templates=False, es_url="http://127.0.0.1:9"))
+    ours = {name: command for name, command in app.cli.commands.items() if name != "openapi"}
+    assert {"tokens", "templates", "import", "export", "retention"} <= set(ours)
+    for name, command in ours.items():
+        heading = next((line for line in README.splitlines() if line.startswith(f"**`{name} ")), "")
+        assert heading, name
+        for sub in getattr(command, "commands", {}):
+            assert sub in heading, (name, sub)

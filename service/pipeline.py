@@ -1,0 +1,121 @@
+"""The ingest flow without HTTP: validate → scope → prepare → bulk → report.
+
+Shared by the HTTP views (`api/requests.py`, which reads the body and the token) and the
+`flask import` command (which reads a file), so both store events the same way.
+`prepare` is pure; `store_batch` is the one step that calls Elasticsearch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+
+from elasticsearch import Elasticsearch
+from marshmallow import Schema
+
+from . import observability, store
+from .datasets import DATASETS
+from .datasets.registry import Dataset
+from .errors import ApiError, validation_error
+from .ingest import (
+    CREATED,
+    DUPLICATE,
+    Batch,
+    Report,
+    clock_offset,
+    correct_clock,
+    ingest_schema,
+    validate_items,
+)
+
+
+@cache
+def schema_of(dataset_name: str) -> Schema:
+    return ingest_schema(DATASETS[dataset_name])
+
+
+@dataclass
+class Prepared:
+    """A batch made ready to store: documents by position, and the positions' errors."""
+
+    size: int
+    #: Position → (id, Elasticsearch document).
+    documents: dict[int, tuple[object, dict]]
+    errors: dict[int, dict]
+    #: Positions whose event has a client-given id but no time of its own: its monthly index
+    #: comes from the time of ingest, so a retry in a later month would meet another index.
+    untimed: list[int]
+
+
+def prepare(
+    dataset: Dataset, batch: Batch, now: datetime, new_id: Callable[[], int], institutions=()
+) -> Prepared:
+    """Validate each item, refuse foreign institutions (403), correct client clocks when the
+    batch says when it was sent, and build the documents."""
+    if batch.sent_at is not None:
+        clock_offset(batch.sent_at, now)  # refuse an unreadable sent_at before storing anything
+    valid, errors = validate_items(schema_of(dataset.name), batch)
+    if batch.single and errors:
+        raise validation_error("The event is invalid.", {"fields": errors[0]})
+    if institutions:
+        foreign = [i for i, e in valid.items() if e.get(dataset.institution_field) not in institutions]
+        if foreign:
+            raise ApiError(
+                403,
+                "forbidden",
+                "This token may not ingest events of other institutions.",
+                {"indexes": foreign[:100]},
+            )
+    documents = {}
+    for position, event in valid.items():
+        if batch.sent_at is not None:
+            event = correct_clock(event, dataset.client_clock_fields, batch.sent_at, now)
+        prepared = dataset.prepare(event, now, new_id) if dataset.prepare else event
+        documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
+    untimed = [
+        position
+        for position, event in valid.items()
+        if event.get(dataset.id_field) and not any(event.get(f) for f in dataset.partition_fields)
+    ]
+    return Prepared(len(batch.items), documents, errors, untimed)
+
+
+def store_batch(es: Elasticsearch, dataset: Dataset, prefix: str, prepared: Prepared, refresh) -> Report:
+    """Bulk-create the documents, each outcome reported; count the outcomes in the metrics."""
+    report = Report(size=prepared.size, errors=dict(prepared.errors))
+    documents = skip_stored(es, dataset, prefix, prepared, report)
+    store.bulk_create(es, dataset, prefix, documents, report, refresh)
+    if documents:
+        observability.observe_batch(dataset.name, len(documents))
+    observability.count_ingest(dataset.name, report.count(CREATED), report.count(DUPLICATE), report.rejected)
+    return report
+
+
+def skip_stored(es: Elasticsearch, dataset: Dataset, prefix: str, prepared: Prepared, report: Report) -> dict:
+    """The documents left to create once untimed events already stored in another month are
+    reported as duplicates (one `ids` search per batch, and only when there are such events)."""
+    untimed = {position: prepared.documents[position][0] for position in prepared.untimed}
+    known = store.existing_ids(es, dataset, prefix, list(untimed.values()))
+    documents = dict(prepared.documents)
+    for position, event_id in untimed.items():
+        if str(event_id) in known:
+            del documents[position]
+            report.ids[position], report.outcomes[position] = event_id, DUPLICATE
+    return documents
+
+
+def ingest(
+    es: Elasticsearch,
+    dataset: Dataset,
+    prefix: str,
+    batch: Batch,
+    new_id: Callable[[], int],
+    refresh=False,
+    institutions=(),
+    received_at: datetime | None = None,
+) -> tuple[Report, dict]:
+    """Validate, prepare and store one batch: (its report, the documents sent by position)."""
+    prepared = prepare(dataset, batch, received_at or datetime.now(UTC), new_id, institutions)
+    return store_batch(es, dataset, prefix, prepared, refresh), prepared.documents
