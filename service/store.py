@@ -14,6 +14,9 @@ from .engine.params import QueryParams
 from .engine.translate import COMPOSITE_PAGE, group_body, search_body
 from .ingest import Report, bulk_operations, item_outcome
 
+#: Elasticsearch refuses longer `_id`s, so no stored event has one.
+MAX_ID_BYTES = 512
+
 
 def bulk_create(
     es: Elasticsearch, index: str, documents: dict[int, tuple[str, dict]], report: Report, refresh
@@ -35,6 +38,8 @@ def bulk_create(
 def get_event(es: Elasticsearch, dataset: Dataset, prefix: str, event_id, institutions=()) -> dict | None:
     """One event by id (real time: no refresh needed), or None, also when a token restricted
     to institutions may not see it."""
+    if len(str(event_id).encode()) > MAX_ID_BYTES:  # no such document can exist
+        return None
     found = es.options(ignore_status=404).get(index=dataset.index_name(prefix), id=str(event_id))
     if not found.get("found"):
         return None
