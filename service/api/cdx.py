@@ -10,6 +10,7 @@ from ..datasets.cdx import CDX
 from ..engine.params import query_schema
 from ..errors import ApiError
 from .requests import (
+    batch_response,
     es,
     ingest,
     institutions_of_token,
@@ -19,7 +20,7 @@ from .requests import (
     run_query,
     settings,
 )
-from .smorest import Blueprint
+from .smorest import EVENT, Blueprint, IngestReport, QueryResult
 
 blp = Blueprint("cdx", __name__, description=CDX.doc)
 CdxQuery = query_schema(CDX)
@@ -52,16 +53,20 @@ QUERY_DOC = (
         }
     },
 )
+@blp.alt_response(201, schema=IngestReport, description="all stored")
+@blp.alt_response(200, schema=IngestReport, description="all were duplicates")
+@blp.alt_response(207, schema=IngestReport, description="some rejected (see errors)")
 @require("ingest")
 def post_events():
     report, _, _ = ingest(CDX, refresh_param())
-    return jsonify(report.body()), report.status
+    return batch_response(report)
 
 
 @blp.route("/events", methods=["GET"])
 @require("query")
 @blp.arguments(CdxQuery, location="query", as_kwargs=False)
 @blp.doc(summary="Query events", description=QUERY_DOC)
+@blp.alt_response(200, schema=QueryResult, description="events or grouped rows")
 def get_events(params):
     body = json_body()
     if body is not None:
@@ -75,6 +80,7 @@ def get_events(params):
     description=QUERY_DOC,
     requestBody={"content": {"application/json": {"schema": CdxQuery}}},
 )
+@blp.alt_response(200, schema=QueryResult, description="events or grouped rows")
 @require("query")
 def query_events():
     body = json_body()
@@ -83,6 +89,7 @@ def query_events():
 
 @blp.route("/events/<event_id>", methods=["GET"])
 @blp.doc(summary="One event by uuid")
+@blp.alt_response(200, schema=EVENT, description="the event (without pii)")
 @require("query")
 def get_event(event_id):
     event = store.get_event(es(), CDX, settings().index_prefix, event_id, institutions_of_token(CDX))

@@ -10,8 +10,8 @@ from ..datasets.roundware import ROUNDWARE
 from ..engine.params import query_schema
 from ..errors import ApiError
 from ..ingest import CREATED
-from .requests import es, ingest, institutions_of_token, refresh_param, run_query, settings
-from .smorest import Blueprint
+from .requests import batch_response, es, ingest, institutions_of_token, refresh_param, run_query, settings
+from .smorest import EVENT, EVENTS, Blueprint, IngestReport, QueryResult
 
 blp = Blueprint("roundware", __name__, url_prefix="/api/2", description=ROUNDWARE.doc)
 RoundwareQuery = query_schema(ROUNDWARE)
@@ -34,11 +34,14 @@ RoundwareQuery = query_schema(ROUNDWARE)
     ],
     requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
 )
+@blp.alt_response(201, schema=EVENT, description="the stored event, or a batch's report (all stored)")
+@blp.alt_response(200, schema=IngestReport, description="a batch: all were duplicates")
+@blp.alt_response(207, schema=IngestReport, description="a batch: some rejected (see errors)")
 @require("ingest")
 def post_event():
     report, batch, documents = ingest(ROUNDWARE, refresh_param())
     if not batch.single:
-        return jsonify(report.body()), report.status
+        return batch_response(report)
     if report.outcomes.get(0) != CREATED:
         status = report.status if report.status >= 400 else 503
         raise ApiError(status, "not_stored", "The event was not stored; retry.", report.body()["errors"])
@@ -55,6 +58,7 @@ def post_event():
         '`X-Next-Cursor`. With `group_by` the answer is `{"total_count", "events": [rows]}`.'
     ),
 )
+@blp.alt_response(200, schema={"anyOf": [EVENTS, QueryResult]}, description="events, or grouped rows")
 def list_events(params):
     result = run_query(ROUNDWARE, params)
     if params.grouped:
@@ -68,6 +72,7 @@ def list_events(params):
 
 @blp.route("/events/<int:event_id>/", methods=["GET"])
 @blp.doc(summary="One event by id")
+@blp.alt_response(200, schema=EVENT, description="the event")
 @require("query")
 def get_event(event_id):
     event = store.get_event(
