@@ -297,11 +297,27 @@ class LocalNode:
         self.process = None
 
     def kill(self) -> None:
-        """Stop abruptly (SIGKILL), as a crashed node would."""
+        """Stop abruptly (SIGKILL), as a crashed node would.
+
+        The whole process group: the launcher's server child would otherwise see its parent
+        go and shut down cleanly, which is not a crash.
+        """
         if self.process and self.process.poll() is None:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+    def pause(self) -> None:
+        """Freeze the node (SIGSTOP): it keeps its connections but answers nothing, as a node
+        stuck in a long garbage collection or on a dead disk does."""
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
+    def _signal_group(self, signum: int) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signum)  # start_new_session: the group is the node's own
 
     def __enter__(self) -> LocalNode:
         return self.start()
