@@ -218,7 +218,7 @@ class Queriers:
             self.stopping.wait(self.interval)
 
 
-def retry_until_stored(client, ledger: Ledger, deadline_seconds: float = 180, batch: int = 50) -> None:
+def retry_until_stored(client, ledger: Ledger, deadline_seconds: float = 180, batch: int = 500) -> None:
     """What a well-behaved device does: post again every event not acknowledged, honouring
     Retry-After, until each one is (a duplicate answer counts: it was stored before)."""
     deadline = time.monotonic() + deadline_seconds
