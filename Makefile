@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit lint format templates bench clean
+.PHONY: run test test-unit reliability lint format templates bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Faults, backpressure, hostile input, security and a soak, against real Elasticsearch processes
+## (~20 min; docs/reliability.md). SOAK_SECONDS, OUTAGE_SECONDS, FUZZ_EXAMPLES shorten or lengthen it.
+RELIABILITY_TESTS := tests/unit/test_translate_properties.py tests/integration/test_hostile_input.py \
+	tests/integration/test_security.py tests/integration/test_rejections.py \
+	tests/integration/test_openapi_fuzz.py tests/integration/test_unavailable.py tests/reliability
+reliability: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-150} $(BIN)/python -m pytest -m "" -s $(RELIABILITY_TESTS) $(PYTEST_ARGS)
 
 ## Only the unit tests (no Elasticsearch needed).
 test-unit: $(STAMP)

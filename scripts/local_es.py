@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ES_VERSION = os.environ.get("ES_VERSION", "9.5.2")
@@ -154,8 +155,33 @@ def _chown_tree(path: Path, owner: tuple[int, int] | None) -> None:
             os.chown(os.path.join(root, name), *owner, follow_symlinks=False)
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """What the nodes of one multi-node cluster on loopback share: a name and where to meet."""
+
+    name: str
+    transport_ports: tuple[int, ...]
+    #: Node names that vote in the first master election (every node of the cluster).
+    master_names: tuple[str, ...]
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "cluster.name": self.name,
+            "discovery.seed_hosts": ",".join(f"127.0.0.1:{port}" for port in self.transport_ports),
+            "cluster.initial_master_nodes": ",".join(self.master_names),
+        }
+
+
+def node_name(http_port: int) -> str:
+    return f"node-{http_port}"
+
+
 class LocalNode:
-    """One Elasticsearch process on loopback, with its data in `data_dir`."""
+    """One Elasticsearch process on loopback, with its data in `data_dir`.
+
+    Alone it is a single-node cluster; with `cluster` it joins the other nodes of that
+    cluster (see `local_cluster`).
+    """
 
     def __init__(
         self,
@@ -165,6 +191,7 @@ class LocalNode:
         heap: str = os.environ.get("ES_HEAP", "512m"),
         settings: dict[str, str] | None = None,
         version: str = ES_VERSION,
+        cluster: Cluster | None = None,
     ):
         self.data_dir = Path(data_dir).resolve()
         self.http_port = http_port or free_port()
@@ -172,6 +199,7 @@ class LocalNode:
         self.heap = heap
         self.version = version
         self.extra_settings = settings or {}
+        self.cluster = cluster
         self.process: subprocess.Popen | None = None
 
     @property
@@ -179,10 +207,11 @@ class LocalNode:
         return f"http://127.0.0.1:{self.http_port}"
 
     def settings(self) -> dict[str, str]:
+        discovery = self.cluster.settings() if self.cluster else {"discovery.type": "single-node"}
         return {
             "cluster.name": "events-local",
-            "node.name": f"node-{self.http_port}",
-            "discovery.type": "single-node",
+            "node.name": node_name(self.http_port),
+            **discovery,
             "network.host": "127.0.0.1",
             "http.port": str(self.http_port),
             "transport.port": str(self.transport_port),
@@ -195,6 +224,12 @@ class LocalNode:
         }
 
     def start(self, timeout: float = 180) -> LocalNode:
+        self.launch()
+        self.wait_healthy(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting (a cluster's nodes must all be up to elect)."""
         home = fetch_distribution(self.version)
         java_home = find_java_home()
         owner = _node_user()
@@ -232,8 +267,6 @@ class LocalNode:
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
-        self.wait_healthy(timeout)
-        return self
 
     def wait_healthy(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -264,17 +297,55 @@ class LocalNode:
         self.process = None
 
     def kill(self) -> None:
-        """Stop abruptly (SIGKILL), as a crashed node would."""
+        """Stop abruptly (SIGKILL), as a crashed node would.
+
+        The whole process group: the launcher's server child would otherwise see its parent
+        go and shut down cleanly, which is not a crash.
+        """
         if self.process and self.process.poll() is None:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+    def pause(self) -> None:
+        """Freeze the node (SIGSTOP): it keeps its connections but answers nothing, as a node
+        stuck in a long garbage collection or on a dead disk does."""
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
+    def _signal_group(self, signum: int) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signum)  # start_new_session: the group is the node's own
 
     def __enter__(self) -> LocalNode:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def local_cluster(
+    base_dir: Path, size: int = 3, name: str = "events-cluster", **node_options
+) -> list[LocalNode]:
+    """`size` nodes of one cluster on loopback, data in `base_dir/node-<i>` (not started)."""
+    http_ports = [free_port() for _ in range(size)]
+    transport_ports = tuple(free_port() for _ in range(size))
+    cluster = Cluster(name, transport_ports, tuple(node_name(port) for port in http_ports))
+    return [
+        LocalNode(Path(base_dir) / f"node-{i}", http_port, transport_port, cluster=cluster, **node_options)
+        for i, (http_port, transport_port) in enumerate(zip(http_ports, transport_ports, strict=True))
+    ]
+
+
+def start_all(nodes: list[LocalNode], timeout: float = 240) -> list[LocalNode]:
+    """Launch every node, then wait for each (the first master election needs them all)."""
+    for node in nodes:
+        node.launch()
+    for node in nodes:
+        node.wait_healthy(timeout)
+    return nodes
 
 
 def reachable_by_others(path: Path) -> bool:

@@ -189,6 +189,7 @@ def require(scope: str):
             g.token = token
             return view(*args, **kwargs)
 
+        wrapper.required_scope = scope  # lets tests check every data endpoint is guarded
         return wrapper
 
     return decorator

@@ -17,6 +17,9 @@ from .ingest import Report, bulk_operations, item_outcome
 #: Ids looked up per search: well within `index.max_result_window` (10,000).
 IDS_PER_SEARCH = 5000
 
+#: Elasticsearch refuses longer `_id`s, so no stored event has one.
+MAX_ID_BYTES = 512
+
 
 def bulk_create(
     es: Elasticsearch,
@@ -70,6 +73,8 @@ def get_event(es: Elasticsearch, dataset: Dataset, prefix: str, event_id, instit
     An id that encodes its time names its monthly index; otherwise one `mget` asks every
     monthly index (gets are real time, searches are not).
     """
+    if len(str(event_id).encode()) > MAX_ID_BYTES:  # no such document can exist
+        return None
     try:
         candidates = (
             [dataset.index_name(prefix, dataset.time_of_id(event_id))]

@@ -27,8 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "tests/integration" in str(item.path).replace(os.sep, "/"):
+        path = str(item.path).replace(os.sep, "/")
+        if "tests/integration" in path:
             item.add_marker(pytest.mark.integration)
+        if "tests/reliability" in path:  # they start their own nodes; `make reliability` runs them
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.reliability)
 
 
 def docker_available() -> bool:

@@ -10,6 +10,7 @@ from ..datasets.cdx import CDX
 from ..engine.params import export_schema, query_schema
 from ..errors import ApiError
 from .requests import (
+    batch_response,
     es,
     export,
     ingest,
@@ -20,7 +21,7 @@ from .requests import (
     run_query,
     settings,
 )
-from .smorest import INGEST_PARAMETERS, Blueprint
+from .smorest import EVENT, EXPORT_RESPONSES, INGEST_PARAMETERS, Blueprint, IngestReport, QueryResult
 
 blp = Blueprint("cdx", __name__, description=CDX.doc)
 CdxQuery = query_schema(CDX)
@@ -48,16 +49,20 @@ QUERY_DOC = (
         }
     },
 )
+@blp.alt_response(201, schema=IngestReport, description="all stored")
+@blp.alt_response(200, schema=IngestReport, description="all were duplicates")
+@blp.alt_response(207, schema=IngestReport, description="some rejected (see errors)")
 @require("ingest")
 def post_events():
     report, _, _ = ingest(CDX, refresh_param())
-    return jsonify(report.body()), report.status
+    return batch_response(report)
 
 
 @blp.route("/events", methods=["GET"])
 @require("query")
 @blp.arguments(CdxQuery, location="query", as_kwargs=False)
 @blp.doc(summary="Query events", description=QUERY_DOC)
+@blp.alt_response(200, schema=QueryResult, description="events or grouped rows")
 def get_events(params):
     body = json_body()
     if body is not None:
@@ -71,6 +76,7 @@ def get_events(params):
     description=QUERY_DOC,
     requestBody={"content": {"application/json": {"schema": CdxQuery}}},
 )
+@blp.alt_response(200, schema=QueryResult, description="events or grouped rows")
 @require("query")
 def query_events():
     body = json_body()
@@ -84,6 +90,7 @@ def query_events():
     summary="Export every matching event",
     description="Streams all events matching the filters as NDJSON or CSV (`format`), through a "
     "point in time and search_after: any number of events, constant memory. `pii` is never exported.",
+    responses=EXPORT_RESPONSES,
 )
 def export_events(params):
     return export(CDX, params)
@@ -91,6 +98,7 @@ def export_events(params):
 
 @blp.route("/events/<event_id>", methods=["GET"])
 @blp.doc(summary="One event by uuid")
+@blp.alt_response(200, schema=EVENT, description="the event (without pii)")
 @require("query")
 def get_event(event_id):
     event = store.get_event(es(), CDX, settings().index_prefix, event_id, institutions_of_token(CDX))

@@ -6,19 +6,21 @@ from flask import current_app, jsonify, render_template_string
 
 from .. import observability, templates
 from ..errors import unavailable
-from .smorest import Blueprint
+from .smorest import EVENT, Blueprint
 
 blp = Blueprint("operations", __name__, description="Health, readiness and documentation.")
 
 
 @blp.route("/health")
 @blp.doc(summary="The process is up", security=[])
+@blp.alt_response(200, schema=EVENT, description='{"status": "ok"}')
 def health():
     return jsonify({"status": "ok"})
 
 
 @blp.route("/ready")
 @blp.doc(summary="Elasticsearch answers and the index templates are installed", security=[])
+@blp.alt_response(200, schema=EVENT, description='{"status": "ready", ...}')
 def ready():
     es, settings = current_app.extensions["es"], current_app.config["SETTINGS"]
     try:
@@ -37,6 +39,9 @@ def ready():
 
 @blp.route("/metrics")
 @blp.doc(summary="Prometheus metrics of every worker (requests, ingest, Elasticsearch)", security=[])
+@blp.alt_response(
+    200, schema={"type": "string"}, content_type="text/plain", description="Prometheus text exposition"
+)
 def metrics():
     return observability.metrics_response()
 
@@ -60,6 +65,7 @@ Send <code>Authorization: token &lt;secret&gt;</code> to every data endpoint.</p
 
 @blp.route("/docs")
 @blp.doc(summary="This API's documentation as a page", security=[])
+@blp.alt_response(200, schema={"type": "string"}, content_type="text/html", description="an HTML page")
 def docs():
     spec = current_app.extensions["api"].spec.to_dict()
     return render_template_string(DOCS_PAGE, spec=spec)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Response, current_app, g, request, stream_with_context
+from flask import Response, current_app, g, jsonify, request, stream_with_context
 from marshmallow import Schema, ValidationError
 
 from .. import files, pipeline, store
@@ -16,7 +16,7 @@ from ..datasets.registry import Dataset
 from ..engine import shape
 from ..engine.params import QueryParams
 from ..engine.translate import RESULT_WINDOW
-from ..errors import ApiError, arguments_error, validation_error
+from ..errors import CODES, ApiError, arguments_error, validation_error
 from ..ingest import Batch, Report, decode_body, parse_events
 
 
@@ -190,6 +190,23 @@ def read_batch():
         request.get_data(cache=False), request.headers.get("Content-Encoding"), settings().max_body_bytes
     )
     return parse_events(raw, request.headers.get("Content-Type", ""))
+
+
+BATCH_FAILURES = {
+    400: "No event of the request could be stored.",
+    429: "Elasticsearch is overloaded; nothing was stored, retry later.",
+    503: "Elasticsearch could not store the events; nothing was stored, retry later.",
+}
+
+
+def batch_response(report: Report):
+    """201 / 200 / 207 with the report; when nothing was stored, an error (the one error
+    shape, `Retry-After` on 429 and 503) whose details are the report."""
+    status = report.status
+    if status >= 400:
+        code = "validation_error" if status == 400 else CODES[status]
+        raise ApiError(status, code, BATCH_FAILURES[status], report.body())
+    return jsonify(report.body()), status
 
 
 def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:

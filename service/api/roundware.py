@@ -10,8 +10,17 @@ from ..datasets.roundware import ROUNDWARE
 from ..engine.params import export_schema, query_schema
 from ..errors import ApiError
 from ..ingest import CREATED
-from .requests import es, export, ingest, institutions_of_token, refresh_param, run_query, settings
-from .smorest import INGEST_PARAMETERS, Blueprint
+from .requests import (
+    batch_response,
+    es,
+    export,
+    ingest,
+    institutions_of_token,
+    refresh_param,
+    run_query,
+    settings,
+)
+from .smorest import EVENT, EVENTS, EXPORT_RESPONSES, INGEST_PARAMETERS, Blueprint, IngestReport, QueryResult
 
 blp = Blueprint("roundware", __name__, url_prefix="/api/2", description=ROUNDWARE.doc)
 RoundwareQuery = query_schema(ROUNDWARE)
@@ -29,11 +38,14 @@ RoundwareExport = export_schema(ROUNDWARE)
     parameters=INGEST_PARAMETERS,
     requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
 )
+@blp.alt_response(201, schema=EVENT, description="the stored event, or a batch's report (all stored)")
+@blp.alt_response(200, schema=IngestReport, description="a batch: all were duplicates")
+@blp.alt_response(207, schema=IngestReport, description="a batch: some rejected (see errors)")
 @require("ingest")
 def post_event():
     report, batch, documents = ingest(ROUNDWARE, refresh_param())
     if not batch.single:
-        return jsonify(report.body()), report.status
+        return batch_response(report)
     if report.outcomes.get(0) != CREATED:
         status = report.status if report.status >= 400 else 503
         raise ApiError(status, "not_stored", "The event was not stored; retry.", report.body()["errors"])
@@ -50,6 +62,7 @@ def post_event():
         '`X-Next-Cursor`. With `group_by` the answer is `{"total_count", "events": [rows]}`.'
     ),
 )
+@blp.alt_response(200, schema={"anyOf": [EVENTS, QueryResult]}, description="events, or grouped rows")
 def list_events(params):
     result = run_query(ROUNDWARE, params)
     if params.grouped:
@@ -64,13 +77,18 @@ def list_events(params):
 @blp.route("/events/export", methods=["GET"])
 @require("query")
 @blp.arguments(RoundwareExport, location="query", as_kwargs=False)
-@blp.doc(summary="Export every matching event", description="As `GET /events/export`, for Roundware events.")
+@blp.doc(
+    summary="Export every matching event",
+    description="As `GET /events/export`, for Roundware events.",
+    responses=EXPORT_RESPONSES,
+)
 def export_events(params):
     return export(ROUNDWARE, params)
 
 
 @blp.route("/events/<int:event_id>/", methods=["GET"])
 @blp.doc(summary="One event by id")
+@blp.alt_response(200, schema=EVENT, description="the event")
 @require("query")
 def get_event(event_id):
     event = store.get_event(

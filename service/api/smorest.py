@@ -1,8 +1,10 @@
-"""flask-smorest wired to our conventions: strict argument parsing and our error shape."""
+"""flask-smorest wired to our conventions: strict argument parsing, our error shape, and the
+shapes of our answers in the OpenAPI document (documentation only: views build their JSON)."""
 
 from __future__ import annotations
 
 import flask_smorest
+from marshmallow import Schema, fields
 from webargs.flaskparser import FlaskParser
 
 from ..errors import handle_http_exception
@@ -15,11 +17,45 @@ class StrictParser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
 
+class ErrorBody(Schema):
+    code = fields.String(required=True, metadata={"description": "e.g. validation_error"})
+    message = fields.String(required=True)
+    details = fields.Raw(metadata={"description": "the offending fields or parameters, per-item reports"})
+
+
+class ErrorSchema(Schema):
+    """The one error shape (errors.py): `{"error": {"code", "message", "details"?}}`."""
+
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class IngestReport(Schema):
+    stored = fields.Integer(required=True)
+    duplicates = fields.Integer(required=True)
+    rejected = fields.Integer(required=True)
+    ids = fields.List(
+        fields.Raw(allow_none=True), required=True, metadata={"description": "null: not stored"}
+    )
+    errors = fields.List(fields.Dict(), required=True, metadata={"description": "{index, status, errors}"})
+
+
+class QueryResult(Schema):
+    total_count = fields.Integer(required=True)
+    events = fields.List(fields.Dict(), required=True, metadata={"description": "events, or grouped rows"})
+    next_cursor = fields.String(allow_none=True, metadata={"description": "absent when grouped"})
+
+
+EVENT = {"type": "object"}
+EVENTS = {"type": "array", "items": EVENT}
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()
 
 
 class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorSchema
+
     def handle_http_exception(self, error):
         return handle_http_exception(error)
 
@@ -41,3 +77,15 @@ INGEST_PARAMETERS = [
         "schema": {"type": "string", "format": "date-time"},
     },
 ]
+
+
+#: The export endpoints' answer, for the OpenAPI document.
+EXPORT_RESPONSES = {
+    "200": {
+        "description": "every matching event: one JSON object per line, or CSV with a header row",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}

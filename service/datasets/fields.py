@@ -126,20 +126,34 @@ class KeywordOrInteger(Keyword):
 
 @dataclass(frozen=True)
 class Integer(FieldType):
+    """A signed integer of `bits` bits, as Elasticsearch stores it: a value outside is a 400
+    naming the field or parameter, not a refusal by the node."""
+
     es_type: str = "integer"
     minimum: int | None = None
+    bits: int = 32
+
+    @property
+    def bounds(self) -> validate.Range:
+        low = -(2 ** (self.bits - 1))
+        low = low if self.minimum is None else max(low, self.minimum)
+        return validate.Range(min=low, max=2 ** (self.bits - 1) - 1)
 
     def schema_field(self, **kwargs):
-        bounds = validate.Range(min=self.minimum) if self.minimum is not None else None
-        return StrictInteger(validate=bounds, **kwargs)
+        return StrictInteger(validate=self.bounds, **kwargs)
 
     def parse_param(self, text: str):
-        return int(text)
+        value = int(text)
+        try:
+            return self.bounds(value)
+        except ValidationError as exc:
+            raise ValueError(text) from exc
 
 
 @dataclass(frozen=True)
 class Long(Integer):
     es_type: str = "long"
+    bits: int = 64
 
 
 @dataclass(frozen=True)
@@ -177,7 +191,7 @@ class LongList(Long):
     """A list of longs (Elasticsearch fields are multi-valued by nature)."""
 
     def schema_field(self, **kwargs):
-        return fields.List(StrictInteger(), **kwargs)
+        return fields.List(StrictInteger(validate=self.bounds), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -218,6 +232,10 @@ class CommaIntegers(fields.Field):
 
     default_error_messages = {"invalid": "Must be a comma-separated string or list of integers."}
 
+    def __init__(self, item_range: validate.Range | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.item_range = item_range
+
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
             parts = [part.strip() for part in value.split(",") if part.strip()]
@@ -226,9 +244,10 @@ class CommaIntegers(fields.Field):
         else:
             raise self.make_error("invalid")
         try:
-            return [_strict_int(part) for part in parts]
+            values = [_strict_int(part) for part in parts]
         except (TypeError, ValueError) as exc:
             raise self.make_error("invalid") from exc
+        return [self.item_range(v) for v in values] if self.item_range else values
 
 
 def _strict_int(value) -> int:
@@ -264,7 +283,7 @@ class Tags(Long):
     """Integer tags, sent as `"3,8"` or `[3, 8]`, stored as a list of longs."""
 
     def schema_field(self, **kwargs):
-        return CommaIntegers(**kwargs)
+        return CommaIntegers(item_range=self.bounds, **kwargs)
 
 
 @dataclass(frozen=True)

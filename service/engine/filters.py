@@ -149,7 +149,7 @@ class DatePrefix(Filter):
     """A full or partial datetime: `2017-04-15` matches that whole day."""
 
     def param_field(self):
-        return fields.String(metadata={"description": self.doc})
+        return PartialDateTime(metadata={"description": self.doc})
 
     def clause(self, value: str) -> dict:
         start, end = prefix_bounds(value)
@@ -162,8 +162,32 @@ PARTIAL_DATETIME = re.compile(
 )
 
 
+class PartialDateTime(fields.String):
+    """A full or partial ISO datetime, checked when the query is read (so translation is total)."""
+
+    default_error_messages = {"invalid": "Not a valid full or partial ISO 8601 datetime."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            prefix_bounds(text)
+        except ValueError as exc:
+            raise self.make_error("invalid") from exc
+        return text
+
+
 def prefix_bounds(text: str) -> tuple[str, str]:
-    """The [start, end) instants a full or partial ISO datetime covers (UTC without offset)."""
+    """The [start, end) instants a full or partial ISO datetime covers (UTC without offset).
+
+    Raises ValueError for anything else, impossible dates and offsets included.
+    """
+    try:
+        return _prefix_bounds(text)
+    except OverflowError as exc:  # the end of year 9999 is past datetime's range
+        raise ValueError(text) from exc
+
+
+def _prefix_bounds(text: str) -> tuple[str, str]:
     match = PARTIAL_DATETIME.match(text.strip())
     if not match:
         raise ValueError(text)

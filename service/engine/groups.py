@@ -176,11 +176,15 @@ def format_bucket(local: datetime, interval: str, week_start: str = "monday") ->
     return local.date().isoformat()
 
 
+MAX_OFFSET = timedelta(hours=18)
+
+
 def parse_zone(zone: str) -> tzinfo:
     """An IANA name or a `±HH:MM` offset (raises ValueError)."""
     if zone and zone[0] in "+-":
         parsed = datetime.strptime(zone, "%z").tzinfo
-        if parsed is None:
+        # Elasticsearch (java.time) refuses offsets beyond ±18:00.
+        if parsed is None or abs(parsed.utcoffset(None)) > MAX_OFFSET:
             raise ValueError(zone)
         return parsed
     if zone in ("UTC", "Z"):

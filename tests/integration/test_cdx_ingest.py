@@ -78,7 +78,10 @@ def test_batch_stores_valid_events_and_reports_invalid_ones(client, tokens):
 def test_batch_with_nothing_storable_is_400(client, tokens):
     response = post(client, tokens, [{"age": -1}, {"colour": 1}])
     assert response.status_code == 400
-    assert response.json["rejected"] == 2
+    error = response.json["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"]["rejected"] == 2
+    assert [item["index"] for item in error["details"]["errors"]] == [0, 1]
 
 
 def test_ndjson_with_a_broken_line(client, tokens):

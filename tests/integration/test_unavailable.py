@@ -1,4 +1,6 @@
-"""Elasticsearch stopped: /ready and data endpoints answer 503 with Retry-After, never 500."""
+"""Elasticsearch stopped: /ready and data endpoints answer 503 with Retry-After, never 500; a
+node frozen under steady ingest loses no acknowledged event and stores each retried event once
+(`make reliability` stops and restarts a node under gunicorn: tests/reliability/test_outage.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from scripts.local_es import LocalNode
 from service import create_app
 from service.config import Settings
 from tests.conftest import auth
+from tests.load import WsgiClient, figures, run_fault, settle
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +25,24 @@ def stoppable_node():
     yield node
     node.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_frozen_node_under_steady_ingest_loses_nothing(stoppable_node):
+    """The node freezes (SIGSTOP) for a few seconds: requests in flight time out as 503 though
+    Elasticsearch may still store them once it wakes, so the clients' retries must come back
+    as duplicates, never as second copies."""
+    settings = Settings.from_env(
+        es_url=stoppable_node.url, index_prefix="freeze-", token_cache_seconds=0, es_request_timeout=2
+    )
+    app = create_app(settings)
+    _, secret = app.extensions["tokens"].create("freeze", ["ingest", "query"])
+    client = WsgiClient(app, secret)
+    ledger, timings = run_fault(
+        client, stoppable_node.pause, stoppable_node.resume, before=2, during=4, after=2, threads=3
+    )
+    assert ledger.statuses[503] > 0, "the freeze was not seen"
+    assert client.request("GET", "/ready").status == 200
+    figures("freeze-short", **settle(ledger, client, app.extensions["es"], "freeze-cdx"), **timings)
 
 
 def test_node_stopped_means_503_with_retry_after(stoppable_node):
