@@ -121,13 +121,18 @@ def validate_items(schema: Schema, batch: Batch) -> tuple[dict[int, dict], dict[
 CREATED, DUPLICATE, INVALID, RETRY, FAILED = "created", "duplicate", "invalid", "retry", "failed"
 
 
-def bulk_operations(index: str, documents: list[tuple[object, dict]]) -> list:
-    """`create` actions: a repeated id is refused by Elasticsearch, so a retry never duplicates."""
-    operations = []
-    for doc_id, document in documents:
-        operations.append({"create": {"_index": index, "_id": str(doc_id)}})
-        operations.append(document)
-    return operations
+def bulk_body(operations: list[tuple[str, object, dict]]) -> bytes:
+    """The NDJSON of `_bulk` `create` actions for (index, id, document) triples.
+
+    `create` makes Elasticsearch refuse a repeated id, so a retry never duplicates. Encoded
+    here with orjson: the client's own serializer would use the much slower standard library.
+    """
+    lines = []
+    for index, doc_id, document in operations:
+        lines.append(orjson.dumps({"create": {"_index": index, "_id": str(doc_id)}}))
+        lines.append(orjson.dumps(document))
+    lines.append(b"")
+    return b"\n".join(lines)
 
 
 def item_outcome(item: dict) -> tuple[str, str | None]:

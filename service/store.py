@@ -12,18 +12,36 @@ from .datasets.registry import Dataset
 from .engine import shape
 from .engine.params import QueryParams
 from .engine.translate import COMPOSITE_PAGE, group_body, search_body
-from .ingest import Report, bulk_operations, item_outcome
+from .group_commit import GroupCommitter
+from .ingest import Report, bulk_body, item_outcome
+
+
+def bulk_items(es: Elasticsearch, operations: list[tuple[str, object, dict]], refresh=False) -> list[dict]:
+    """`create` each (index, id, document) in one `_bulk`; the items of its answer, in order."""
+    return es.bulk(operations=bulk_body(operations), refresh=refresh)["items"]
 
 
 def bulk_create(
-    es: Elasticsearch, index: str, documents: dict[int, tuple[str, dict]], report: Report, refresh
+    es: Elasticsearch,
+    index: str,
+    documents: dict[int, tuple[str, dict]],
+    report: Report,
+    refresh,
+    committer: GroupCommitter | None = None,
 ) -> Report:
-    """Create `documents` (position → (id, document)) in one `_bulk`; record each outcome."""
+    """Create `documents` (position → (id, document)); record each outcome.
+
+    Small requests that need no refresh share a `_bulk` with the worker's concurrent ones
+    (`committer`); the others send their own. Either way each outcome is Elasticsearch's own.
+    """
     if not documents:
         return report
-    positions = list(documents)
-    response = es.bulk(operations=bulk_operations(index, list(documents.values())), refresh=refresh)
-    for position, item in zip(positions, response["items"], strict=True):
+    positions, pairs = list(documents), list(documents.values())
+    if committer is not None and not refresh and len(pairs) <= committer.max_request_items:
+        items = committer.submit(index, pairs)
+    else:
+        items = bulk_items(es, [(index, doc_id, document) for doc_id, document in pairs], refresh)
+    for position, item in zip(positions, items, strict=True):
         outcome, reason = item_outcome(item)
         report.ids[position] = documents[position][0]
         report.outcomes[position] = outcome

@@ -115,13 +115,21 @@ def read_batch():
 _schemas: dict[str, Schema] = {}
 
 
+def ingest_schema_of(dataset: Dataset) -> Schema:
+    """Built once per dataset: making a marshmallow schema costs more than validating an event."""
+    schema = _schemas.get(dataset.name)
+    if schema is None:
+        schema = _schemas[dataset.name] = ingest_schema(dataset)
+    return schema
+
+
 def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
     """Validate, scope-check and bulk-store the request's events; report each one.
 
     Returns the report, the parsed batch and the documents sent (position → (id, document)).
     """
     batch = read_batch()
-    schema = _schemas.setdefault(dataset.name, ingest_schema(dataset))
+    schema = ingest_schema_of(dataset)
     valid, errors = validate_items(schema, batch)
     if batch.single and errors:
         raise validation_error("The event is invalid.", {"fields": errors[0]})
@@ -142,5 +150,6 @@ def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
         prepared = dataset.prepare(event, now, new_id) if dataset.prepare else event
         documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
     report = Report(size=len(batch.items), errors=errors)
-    store.bulk_create(es(), dataset.index_name(settings().index_prefix), documents, report, refresh)
+    index = dataset.index_name(settings().index_prefix)
+    store.bulk_create(es(), index, documents, report, refresh, current_app.extensions["group_commit"])
     return report, batch, documents
