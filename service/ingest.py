@@ -100,7 +100,34 @@ def ingest_schema(dataset: Dataset) -> Schema:
     return schema_class(unknown=RAISE)
 
 
-def validate_items(schema: Schema, batch: Batch) -> tuple[dict[int, dict], dict[int, dict]]:
+class EventLoader:
+    """Loads one event of a dataset: a fast path for plainly valid events, else the schema.
+
+    Marshmallow costs most of a worker's CPU per event on batch ingest. Most events are valid
+    and already in their loaded form, which each field type can confirm cheaply
+    (`FieldType.accepts`); anything it is not sure of goes through the schema, so the errors
+    and any conversion are exactly the schema's.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.schema = ingest_schema(dataset)
+        self.fields = {f.name: f for f in dataset.fields if not f.server_side}
+        self.required = tuple(name for name, f in self.fields.items() if f.required)
+
+    def load(self, item: dict) -> dict:
+        return item if self.plainly_valid(item) else self.schema.load(item)
+
+    def plainly_valid(self, item: dict) -> bool:
+        if any(item.get(name) is None for name in self.required):
+            return False
+        for name, value in item.items():
+            spec = self.fields.get(name)
+            if spec is None or not (spec.type.accepts(value) if value is not None else not spec.required):
+                return False
+        return True
+
+
+def validate_items(loader: EventLoader, batch: Batch) -> tuple[dict[int, dict], dict[int, dict]]:
     """(position → valid event, position → errors)."""
     valid, errors = {}, {}
     for position, item in enumerate(batch.items):
@@ -110,7 +137,7 @@ def validate_items(schema: Schema, batch: Batch) -> tuple[dict[int, dict], dict[
             errors[position] = {"_event": ["An event must be a JSON object."]}
         else:
             try:
-                valid[position] = schema.load(item)
+                valid[position] = loader.load(item)
             except ValidationError as exc:
                 errors[position] = exc.messages
     return valid, errors

@@ -17,7 +17,7 @@ from ..engine import shape
 from ..engine.params import QueryParams
 from ..engine.translate import RESULT_WINDOW
 from ..errors import ApiError, arguments_error, validation_error
-from ..ingest import Batch, Report, decode_body, ingest_schema, parse_events, validate_items
+from ..ingest import Batch, EventLoader, Report, decode_body, parse_events, validate_items
 
 
 def settings():
@@ -112,15 +112,15 @@ def read_batch():
     return parse_events(raw, request.headers.get("Content-Type", ""))
 
 
-_schemas: dict[str, Schema] = {}
+_loaders: dict[str, EventLoader] = {}
 
 
-def ingest_schema_of(dataset: Dataset) -> Schema:
+def loader_of(dataset: Dataset) -> EventLoader:
     """Built once per dataset: making a marshmallow schema costs more than validating an event."""
-    schema = _schemas.get(dataset.name)
-    if schema is None:
-        schema = _schemas[dataset.name] = ingest_schema(dataset)
-    return schema
+    loader = _loaders.get(dataset.name)
+    if loader is None:
+        loader = _loaders[dataset.name] = EventLoader(dataset)
+    return loader
 
 
 def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
@@ -129,8 +129,7 @@ def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
     Returns the report, the parsed batch and the documents sent (position → (id, document)).
     """
     batch = read_batch()
-    schema = ingest_schema_of(dataset)
-    valid, errors = validate_items(schema, batch)
+    valid, errors = validate_items(loader_of(dataset), batch)
     if batch.single and errors:
         raise validation_error("The event is invalid.", {"fields": errors[0]})
     allowed = g.token.institutions
