@@ -44,6 +44,14 @@ class Group:
         """Nulls last; otherwise the natural order of the value."""
         return (value is None, value if value is not None else 0)
 
+    def sub_aggregation(self) -> dict | None:
+        """An aggregation that counts this group under each composite bucket, if it has one."""
+        return None
+
+    def sub_rows(self, aggregation: dict) -> list[tuple[dict, int]]:
+        """(partial row, events) for each non-empty bucket of `sub_aggregation`'s answer."""
+        raise NotImplementedError
+
     #: Derived document fields this grouping needs computed on ingest: name → mapping.
     def derived_mapping(self) -> dict:
         return {}
@@ -148,6 +156,38 @@ class AgeRanges(Group):
         if self.ranges and value is not None:
             return (False, self.ranges.index(tuple(value)))
         return super().sort_key(key, value)
+
+    def sub_aggregation(self) -> dict | None:
+        """A `range` aggregation (from inclusive, to exclusive, overlaps allowed; events outside
+        every range or lacking the field are not counted): as the API defines age ranges."""
+        if not self.ranges:
+            return None
+        ranges = []
+        for position, (low, high) in enumerate(self.ranges):
+            spec = {"key": str(position)}
+            if low is not None:
+                spec["from"] = low
+            if high is not None:
+                spec["to"] = high
+            ranges.append(spec)
+        return {"range": {"field": self.field, "ranges": ranges}}
+
+    def sub_rows(self, aggregation: dict) -> list[tuple[dict, int]]:
+        return [
+            ({self.key: list(self.ranges[int(bucket["key"])])}, bucket["doc_count"])
+            for bucket in aggregation["buckets"]
+            if bucket["doc_count"]
+        ]
+
+
+def sub_aggregated(groups: tuple[Group, ...]) -> Group | None:
+    """The group counted by a sub-aggregation under the composite rather than as one of its
+    sources, if any: age ranges beside other groups. Grouping by exact age multiplies the
+    composite's buckets by the number of distinct ages (about a hundred); a `range` under each
+    bucket multiplies them by the few ranges asked for. (Alone, or with a second ranged group,
+    the ranges sum exact ages instead: a composite needs at least one source.)"""
+    ranged = [group for group in groups if group.sub_aggregation() is not None]
+    return ranged[0] if len(ranged) == 1 and len(groups) > 1 else None
 
 
 @dataclass(frozen=True)

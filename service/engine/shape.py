@@ -8,7 +8,9 @@ import itertools
 import json
 
 from ..datasets.registry import Dataset
+from .groups import sub_aggregated
 from .params import QueryParams
+from .translate import SUB_AGGREGATION
 
 
 def events(dataset: Dataset, response: dict) -> list[dict]:
@@ -23,19 +25,35 @@ def add_buckets(params: QueryParams, buckets: list[dict], counts: dict) -> dict:
     """Fold composite buckets into `counts` (row key tuple → events).
 
     One bucket may stand for several rows (overlapping age ranges) or none (an age outside
-    every range); buckets folding into the same row add up.
+    every range); buckets folding into the same row add up. A group counted by a
+    sub-aggregation (groups.sub_aggregated) gives its rows with their own counts. The rows of
+    a source value are made once per page: a week or a gender recurs in many buckets.
     """
+    sub = sub_aggregated(params.groups)
+    memo: dict = {}
     for bucket in buckets:
         partials = [
-            group.rows(bucket["key"][f"g{i}"], params.time_zone) for i, group in enumerate(params.groups)
+            [(_key(row), n) for row, n in group.sub_rows(bucket[SUB_AGGREGATION])]
+            if group is sub
+            else _source_rows(memo, i, group, bucket["key"][f"g{i}"], params.time_zone)
+            for i, group in enumerate(params.groups)
         ]
         for combination in itertools.product(*partials):
-            row = {}
-            for partial in combination:
-                row.update(partial)
-            key = tuple((name, _hashable(value)) for name, value in row.items())
-            counts[key] = counts.get(key, 0) + bucket["doc_count"]
+            key = tuple(itertools.chain.from_iterable(part for part, _ in combination))
+            events = next((n for _, n in combination if n is not None), bucket["doc_count"])
+            counts[key] = counts.get(key, 0) + events
     return counts
+
+
+def _source_rows(memo: dict, position: int, group, raw, zone: str) -> list[tuple[tuple, None]]:
+    found = memo.get((position, raw))
+    if found is None:
+        found = memo[(position, raw)] = [(_key(row), None) for row in group.rows(raw, zone)]
+    return found
+
+
+def _key(row: dict) -> tuple:
+    return tuple((name, _hashable(value)) for name, value in row.items())
 
 
 def _hashable(value):

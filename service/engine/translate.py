@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from ..datasets.registry import Dataset
 from .filters import any_of
-from .groups import es_zone
+from .groups import es_zone, sub_aggregated
 from .params import QueryParams
 
 #: Buckets fetched per composite page: large pages mean few round trips for big groupings.
 COMPOSITE_PAGE = 5000
+#: The name of the sub-aggregation under each composite bucket (see groups.sub_aggregated).
+SUB_AGGREGATION = "ranged"
 #: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
 RESULT_WINDOW = 10_000
 
@@ -77,13 +79,17 @@ def group_body(dataset: Dataset, params: QueryParams, institutions=(), after=Non
     The first page also counts the matching events; later pages only fetch buckets.
     """
     zone = es_zone(params.time_zone)
-    sources = [{f"g{i}": group.source(zone)} for i, group in enumerate(params.groups)]
+    sub = sub_aggregated(params.groups)
+    sources = [{f"g{i}": group.source(zone)} for i, group in enumerate(params.groups) if group is not sub]
     composite = {"size": COMPOSITE_PAGE, "sources": sources}
     if after is not None:
         composite["after"] = after
+    groups = {"composite": composite}
+    if sub is not None:
+        groups["aggs"] = {SUB_AGGREGATION: sub.sub_aggregation()}
     return {
         "query": filter_query(dataset, params.filters, institutions),
         "size": 0,
         "track_total_hits": after is None,
-        "aggs": {"groups": {"composite": composite}},
+        "aggs": {"groups": groups},
     }

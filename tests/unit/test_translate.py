@@ -212,3 +212,25 @@ def test_cursor_round_trip_and_belongs_to_its_query():
         shape.decode_cursor(cursor, shape.fingerprint(CDX, parse(gender="m")))
     with pytest.raises(ValueError):
         shape.decode_cursor("!!!", fingerprint)
+
+
+def test_age_ranges_beside_other_groups_are_a_range_under_each_bucket():
+    params = Schema().load({"group_by": ["gender", {"age": [[0, 10], [5, None], [None, 3]]}]})
+    groups = group_body(CDX, params)["aggs"]["groups"]
+    assert [next(iter(source)) for source in groups["composite"]["sources"]] == ["g0"]
+    assert groups["aggs"] == {
+        "ranged": {
+            "range": {
+                "field": "age",
+                "ranges": [{"key": "0", "from": 0, "to": 10}, {"key": "1", "from": 5}, {"key": "2", "to": 3}],
+            }
+        }
+    }
+    ranged = {
+        "buckets": [{"key": "0", "doc_count": 4}, {"key": "1", "doc_count": 0}, {"key": "2", "doc_count": 1}]
+    }
+    counts = shape.add_buckets(params, [{**bucket(9, g0="f"), "ranged": ranged}], {})
+    assert shape.rows(params, counts) == [
+        {"gender": "f", "age": [0, 10], "count": 4},
+        {"gender": "f", "age": [None, 3], "count": 1},
+    ]
