@@ -11,14 +11,18 @@ from elasticsearch import Elasticsearch
 from .datasets.registry import Dataset
 from .engine import shape
 from .engine.params import QueryParams
-from .engine.translate import COMPOSITE_PAGE, group_body, search_body
+from .engine.translate import COMPOSITE_PAGE, GROUP_FILTER_PATH, group_body, search_body
 from .group_commit import GroupCommitter
 from .ingest import Report, bulk_body, item_outcome
+
+#: All `item_outcome` reads of a bulk answer: Elasticsearch writes (and we parse) a tenth of it.
+BULK_FILTER_PATH = "items.*.status,items.*.error.type,items.*.error.reason"
 
 
 def bulk_items(es: Elasticsearch, operations: list[tuple[str, object, dict]], refresh=False) -> list[dict]:
     """`create` each (index, id, document) in one `_bulk`; the items of its answer, in order."""
-    return es.bulk(operations=bulk_body(operations), refresh=refresh)["items"]
+    response = es.bulk(operations=bulk_body(operations), refresh=refresh, filter_path=BULK_FILTER_PATH)
+    return response["items"]
 
 
 def bulk_create(
@@ -82,11 +86,13 @@ def group_events(
     counts, after, total = {}, None, None
     while True:
         body = group_body(dataset, params, institutions, after)
-        response = es.search(index=dataset.index_pattern(prefix), body=body)
+        response = es.search(index=dataset.index_pattern(prefix), body=body, filter_path=GROUP_FILTER_PATH)
         if total is None:
             total = shape.total(response)
-        aggregation = response["aggregations"]["groups"]
-        shape.add_buckets(params, aggregation["buckets"], counts)
+        # filter_path leaves out what is empty: no buckets at all means no `groups` either.
+        aggregation = response.get("aggregations", {}).get("groups", {})
+        buckets = aggregation.get("buckets", [])
+        shape.add_buckets(params, buckets, counts)
         after = aggregation.get("after_key")
-        if after is None or len(aggregation["buckets"]) < COMPOSITE_PAGE:
+        if after is None or len(buckets) < COMPOSITE_PAGE:
             return total, shape.rows(params, counts)

@@ -202,6 +202,9 @@ class StoredObject(FieldType):
         return type(value) is dict
 
 
+ENTRY_KEY = Keyword()
+
+
 @dataclass(frozen=True)
 class Nested(FieldType):
     """A list of small objects whose keys must hold together in one entry (`results`)."""
@@ -224,11 +227,10 @@ class Nested(FieldType):
         return fields.List(fields.Nested(entry_schema(unknown=RAISE)), **kwargs)
 
     def accepts(self, value) -> bool:
-        key = Keyword()
-        return type(value) is list and all(
-            type(entry) is dict and all(name in self.keys and key.accepts(v) for name, v in entry.items())
-            for entry in value
-        )
+        return type(value) is list and all(type(entry) is dict and self._entry_ok(entry) for entry in value)
+
+    def _entry_ok(self, entry: dict) -> bool:
+        return all(name in self.keys and ENTRY_KEY.accepts(value) for name, value in entry.items())
 
 
 class CommaIntegers(fields.Field):
