@@ -112,6 +112,11 @@ def read_batch():
     return parse_events(raw, request.headers.get("Content-Type", ""))
 
 
+#: Events per `_bulk` of a large batch: documents are made and sent a slice at a time, so a
+#: worker never holds a whole 5,000-event batch's documents and bulk answers at once (its
+#: peak RSS stayed above 150 MB that way; see docs/benchmarks.md).
+BULK_EVENTS = 1000
+
 _loaders: dict[str, EventLoader] = {}
 
 
@@ -126,7 +131,8 @@ def loader_of(dataset: Dataset) -> EventLoader:
 def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
     """Validate, scope-check and bulk-store the request's events; report each one.
 
-    Returns the report, the parsed batch and the documents sent (position → (id, document)).
+    Returns the report, the parsed batch and the documents of the first `_bulk` (position →
+    (id, document); for a single event, its own).
     """
     batch = read_batch()
     valid, errors = validate_items(loader_of(dataset), batch)
@@ -142,13 +148,23 @@ def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
                 "This token may not ingest events of other institutions.",
                 {"indexes": foreign[:100]},
             )
+    report = Report(size=len(batch.items), errors=errors)
+    index = dataset.index_name(settings().index_prefix)
+    positions, first = list(valid), {}
+    for start in range(0, len(positions), BULK_EVENTS):
+        documents = prepare_documents(dataset, valid, positions[start : start + BULK_EVENTS])
+        store.bulk_create(es(), index, documents, report, refresh, current_app.extensions["group_commit"])
+        first = first or documents
+    return report, batch, first
+
+
+def prepare_documents(dataset: Dataset, valid: dict[int, dict], positions: list[int]) -> dict:
+    """position → (id, Elasticsearch document) for the valid events at `positions`."""
     now = datetime.now(UTC)
     new_id = current_app.extensions["ids"].next_id
     documents = {}
-    for position, event in valid.items():
+    for position in positions:
+        event = valid[position]
         prepared = dataset.prepare(event, now, new_id) if dataset.prepare else event
         documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
-    report = Report(size=len(batch.items), errors=errors)
-    index = dataset.index_name(settings().index_prefix)
-    store.bulk_create(es(), index, documents, report, refresh, current_app.extensions["group_commit"])
-    return report, batch, documents
+    return documents

@@ -68,13 +68,16 @@ def rows(params: QueryParams, counts: dict) -> list[dict]:
         for key, n in counts.items()
     ]
     order = list(params.order) or [(key, False) for key in sort_keys]
-    for name, descending in reversed(order):
-        if name == "count":
-            result.sort(key=lambda row: row["count"], reverse=descending)
-        else:
-            group = sort_keys[name]
-            result.sort(key=lambda row, n=name, g=group: g.sort_key(n, row[n]), reverse=descending)
+    if not any(descending for _, descending in order):  # the usual case: one pass on all keys
+        result.sort(key=lambda row: tuple(_sort_key(sort_keys, name, row) for name, _ in order))
+        return result
+    for name, descending in reversed(order):  # stable sorts, last key first
+        result.sort(key=lambda row, n=name: _sort_key(sort_keys, n, row), reverse=descending)
     return result
+
+
+def _sort_key(sort_keys: dict, name: str, row: dict):
+    return row["count"] if name == "count" else sort_keys[name].sort_key(name, row[name])
 
 
 def fingerprint(dataset: Dataset, params: QueryParams) -> str:

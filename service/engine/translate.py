@@ -14,6 +14,18 @@ from .params import QueryParams
 COMPOSITE_PAGE = 5000
 #: The name of the sub-aggregation under each composite bucket (see groups.sub_aggregated).
 SUB_AGGREGATION = "ranged"
+#: What shaping reads of a grouped search's answer; Elasticsearch writes, and we parse, only
+#: that (a range bucket alone carries `from` and `to` again, as doubles, for every bucket).
+GROUP_FILTER_PATH = ",".join(
+    [
+        "hits.total",
+        "aggregations.groups.after_key",
+        "aggregations.groups.buckets.key",
+        "aggregations.groups.buckets.doc_count",
+        f"aggregations.groups.buckets.{SUB_AGGREGATION}.buckets.key",
+        f"aggregations.groups.buckets.{SUB_AGGREGATION}.buckets.doc_count",
+    ]
+)
 #: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
 RESULT_WINDOW = 10_000
 
