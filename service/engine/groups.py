@@ -48,8 +48,8 @@ class Group:
         """An aggregation that counts this group under each composite bucket, if it has one."""
         return None
 
-    def sub_rows(self, aggregation: dict) -> list[tuple[dict, int]]:
-        """(partial row, events) for each non-empty bucket of `sub_aggregation`'s answer."""
+    def sub_row(self, bucket: dict) -> dict:
+        """The partial row of one bucket of `sub_aggregation`'s answer."""
         raise NotImplementedError
 
     #: Derived document fields this grouping needs computed on ingest: name → mapping.
@@ -172,12 +172,8 @@ class AgeRanges(Group):
             ranges.append(spec)
         return {"range": {"field": self.field, "ranges": ranges}}
 
-    def sub_rows(self, aggregation: dict) -> list[tuple[dict, int]]:
-        return [
-            ({self.key: list(self.ranges[int(bucket["key"])])}, bucket["doc_count"])
-            for bucket in aggregation["buckets"]
-            if bucket["doc_count"]
-        ]
+    def sub_row(self, bucket: dict) -> dict:
+        return {self.key: list(self.ranges[int(bucket["key"])])}
 
 
 def sub_aggregated(groups: tuple[Group, ...]) -> Group | None:

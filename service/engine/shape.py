@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import json
 
 from ..datasets.registry import Dataset
@@ -26,30 +25,39 @@ def add_buckets(params: QueryParams, buckets: list[dict], counts: dict) -> dict:
 
     One bucket may stand for several rows (overlapping age ranges) or none (an age outside
     every range); buckets folding into the same row add up. A group counted by a
-    sub-aggregation (groups.sub_aggregated) gives its rows with their own counts. The rows of
-    a source value are made once per page: a week or a gender recurs in many buckets.
+    sub-aggregation (groups.sub_aggregated) gives its rows with their own counts. The key parts
+    of a source value are made once per page: a week or a gender recurs in many buckets.
     """
     sub = sub_aggregated(params.groups)
     memo: dict = {}
+    names = [f"g{i}" for i in range(len(params.groups))]
     for bucket in buckets:
-        partials = [
-            [(_key(row), n) for row, n in group.sub_rows(bucket[SUB_AGGREGATION])]
-            if group is sub
-            else _source_rows(memo, i, group, bucket["key"][f"g{i}"], params.time_zone)
-            for i, group in enumerate(params.groups)
-        ]
-        for combination in itertools.product(*partials):
-            key = tuple(itertools.chain.from_iterable(part for part, _ in combination))
-            events = next((n for _, n in combination if n is not None), bucket["doc_count"])
-            counts[key] = counts.get(key, 0) + events
+        combos = [((), bucket["doc_count"])]
+        for i, group in enumerate(params.groups):
+            if group is sub:
+                counted = _counted_parts(memo, group, bucket[SUB_AGGREGATION])
+                combos = [(prefix + part, n) for prefix, _ in combos for part, n in counted]
+                continue
+            raw = bucket["key"][names[i]]
+            parts = memo.get((i, raw))
+            if parts is None:
+                parts = memo[(i, raw)] = [_key(row) for row in group.rows(raw, params.time_zone)]
+            combos = [(prefix + part, n) for prefix, n in combos for part in parts]
+        for key, n in combos:
+            counts[key] = counts.get(key, 0) + n
     return counts
 
 
-def _source_rows(memo: dict, position: int, group, raw, zone: str) -> list[tuple[tuple, None]]:
-    found = memo.get((position, raw))
-    if found is None:
-        found = memo[(position, raw)] = [(_key(row), None) for row in group.rows(raw, zone)]
-    return found
+def _counted_parts(memo: dict, group, aggregation: dict) -> list[tuple[tuple, int]]:
+    """The key parts and counts of a sub-aggregation's non-empty buckets."""
+    counted = []
+    for bucket in aggregation["buckets"]:
+        if bucket["doc_count"]:
+            part = memo.get(("sub", bucket["key"]))
+            if part is None:
+                part = memo[("sub", bucket["key"])] = _key(group.sub_row(bucket))
+            counted.append((part, bucket["doc_count"]))
+    return counted
 
 
 def _key(row: dict) -> tuple:
@@ -63,21 +71,39 @@ def _hashable(value):
 def rows(params: QueryParams, counts: dict) -> list[dict]:
     """Rows with their counts, ordered by `order_by` (keys or count), else by the keys."""
     sort_keys = {key: group for group in params.groups for key in group.keys}
-    result = [
-        {**{name: list(value) if isinstance(value, tuple) else value for name, value in key}, "count": n}
-        for key, n in counts.items()
-    ]
-    order = list(params.order) or [(key, False) for key in sort_keys]
-    if not any(descending for _, descending in order):  # the usual case: one pass on all keys
-        result.sort(key=lambda row: tuple(_sort_key(sort_keys, name, row) for name, _ in order))
-        return result
-    for name, descending in reversed(order):  # stable sorts, last key first
-        result.sort(key=lambda row, n=name: _sort_key(sort_keys, n, row), reverse=descending)
+    items = list(counts.items())
+    if not params.order:
+        # By the keys in group order, which is the order of each row key's elements: each
+        # distinct (name, value) gets its sort key once, not once per row.
+        memo: dict = {}
+
+        def element(pair):
+            found = memo.get(pair)
+            if found is None:
+                name, value = pair
+                found = memo[pair] = sort_keys[name].sort_key(name, _plain(value))
+            return found
+
+        items.sort(key=lambda item: tuple(map(element, item[0])))
+        return [_row(key, n) for key, n in items]
+    result = [_row(key, n) for key, n in items]
+    for name, descending in reversed(params.order):  # stable sorts, last key first
+        if name == "count":
+            result.sort(key=lambda row: row["count"], reverse=descending)
+        else:
+            group = sort_keys[name]
+            result.sort(key=lambda row, n=name, g=group: g.sort_key(n, row[n]), reverse=descending)
     return result
 
 
-def _sort_key(sort_keys: dict, name: str, row: dict):
-    return row["count"] if name == "count" else sort_keys[name].sort_key(name, row[name])
+def _row(key: tuple, events: int) -> dict:
+    row = {name: _plain(value) for name, value in key}
+    row["count"] = events
+    return row
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def fingerprint(dataset: Dataset, params: QueryParams) -> str:
