@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from elasticsearch import Elasticsearch
@@ -18,7 +19,7 @@ from service.config import Settings
 
 from . import phases, report
 from .data import Dataset
-from .server import ROOT, RssSampler, Service
+from .server import ROOT, RssSampler, Service, lifetime_peak_mb
 
 PREFIX, DIRECT_PREFIX = "bench-", "benchd-"
 
@@ -66,7 +67,7 @@ def main(argv: list[str]) -> int:
         text = report.markdown(results, report.environment(es, args, service))
         print(report.table(results))
         Path(args.out).parent.mkdir(exist_ok=True)
-        Path(args.out).write_text(text)
+        report.write(Path(args.out), text)
         print(f"written to {args.out}")
         return 0
     finally:
@@ -104,52 +105,41 @@ def bench_token(es_url: str) -> str:
 def run_steps(args, es: Elasticsearch, es_url: str, service: Service, token: str) -> list[dict]:
     data = Dataset(args.seed)
     service_index, direct_index = f"{PREFIX}cdx", f"{DIRECT_PREFIX}cdx"
+    setup = phases.Setup(service.url, token, es, es_url, direct_index, data)
     stored, results = 0, []
     for size in args.sizes:
         step = {"size": size, "rss": {}}
-        measured = min(args.batch_events, size - stored - args.single_events)
-        filling = size - stored - args.single_events - measured
+        batch = min(args.batch_events, size - stored - args.single_events)
+        filling = size - stored - args.single_events - batch
         if filling > 0:
             log(f"[{size:,}] filling {filling:,} events into both indices (not measured)")
             phases.fill(es, [service_index, direct_index], data, stored, filling)
             stored += filling
-        log(f"[{size:,}] batch ingest: {measured:,} events per side")
-        with RssSampler(service) as rss:
-            step["batch"] = phases.batch_ingest(
-                service.url,
-                token,
-                es,
-                direct_index,
-                data,
-                stored,
-                measured,
-                args.batch_rounds,
-                args.batch_concurrency,
-            )
-        step["rss"]["batch ingest"] = rss.peak_mb
-        stored += measured
+        log(f"[{size:,}] batch ingest: {batch:,} events per side")
+        run = partial(phases.batch_ingest, setup, stored, batch, args.batch_rounds, args.batch_concurrency)
+        step["batch"] = sampled(service, step["rss"], "batch ingest", run)
+        stored += batch
         log(f"[{size:,}] single POSTs: {args.single_events:,} per side, {args.clients} clients")
-        with RssSampler(service) as rss:
-            step["single"] = phases.single_ingest(
-                service.url,
-                token,
-                es_url,
-                direct_index,
-                data,
-                stored,
-                args.single_events,
-                args.single_rounds,
-                args.clients,
-            )
-        step["rss"]["single POST"] = rss.peak_mb
+        run = partial(
+            phases.single_ingest, setup, stored, args.single_events, args.single_rounds, args.clients
+        )
+        step["single"] = sampled(service, step["rss"], "single POST", run)
         stored += args.single_events
         es.indices.refresh(index=[service_index, direct_index])
         step["counts"] = [es.count(index=i)["count"] for i in (service_index, direct_index)]
         step["identical"] = same_documents(es, data, service_index, direct_index, stored)
         step["queries"] = run_queries(args, es, es_url, service, token, service_index, step["rss"])
-        step["lifetime_rss"] = rss.lifetime_peak_mb()
+        step["rss"]["so far, VmHWM"] = lifetime_peak_mb(service)
         results.append(step)
     return results
+
+
+def sampled(service: Service, rss_by_phase: dict, phase: str, run):
+    """Run a phase while sampling the workers' resident size; record the phase's peak."""
+    with RssSampler(service) as rss:
+        result = run()
+    rss_by_phase[phase] = rss.peak_mb
+    return result
 
 
 def run_queries(args, es, es_url, service, token, index, rss_by_phase) -> dict:
@@ -158,12 +148,14 @@ def run_queries(args, es, es_url, service, token, index, rss_by_phase) -> dict:
     for cache in (False, True):
         phases.set_request_cache(es, index, cache)
         mode = "cache on" if cache else "cache off"
-        with RssSampler(service) as rss:
-            for name, spec in phases.QUERIES.items():
-                log(f"  queries: {name}, request {mode}")
-                figures[(name, mode)] = runner.compare(spec, args.query_runs)
-        rss_by_phase[f"queries, {mode}"] = rss.peak_mb
+        sampled(service, rss_by_phase, f"queries, {mode}", partial(compare_all, runner, args, mode, figures))
     return figures
+
+
+def compare_all(runner: phases.QueryRunner, args, mode: str, figures: dict) -> None:
+    for name, spec in phases.QUERIES.items():
+        log(f"  queries: {name}, request {mode}")
+        figures[(name, mode)] = runner.compare(spec, args.query_runs)
 
 
 def same_documents(es: Elasticsearch, data: Dataset, left: str, right: str, stored: int) -> bool:

@@ -26,6 +26,18 @@ from .data import Dataset, batch_sizes, document
 from .load import Request
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What the ingest phases talk to: the service and its token, the node, the direct index."""
+
+    service_url: str
+    token: str
+    es: Elasticsearch
+    es_url: str
+    direct_index: str
+    data: Dataset
+
+
 @dataclass
 class Sides:
     """Events/s or latencies of the service and of Elasticsearch straight."""
@@ -59,22 +71,13 @@ def fill(es: Elasticsearch, indices: list[str], data: Dataset, start: int, count
         list(pool.map(one, range(start, start + count, 5_000)))
 
 
-def batch_ingest(
-    url: str,
-    token: str,
-    es: Elasticsearch,
-    direct_index: str,
-    data: Dataset,
-    start: int,
-    count: int,
-    rounds: int,
-    concurrency: int,
-) -> tuple[float, float]:
+def batch_ingest(setup: Setup, start: int, count: int, rounds: int, concurrency: int) -> tuple[float, float]:
     """(service events/s, direct events/s) over `rounds` alternating rounds of NDJSON batches."""
+    data = setup.data
     rng = random.Random(f"{data.seed}:batches:{start}")
     seconds = {"service": 0.0, "direct": 0.0}
     per_round = -(-count // rounds)
-    headers = {"Authorization": f"token {token}", "Content-Type": "application/x-ndjson"}
+    headers = {"Authorization": f"token {setup.token}", "Content-Type": "application/x-ndjson"}
     for number, offset in enumerate(range(start, start + count, per_round)):
         events = data.events(offset, min(per_round, start + count - offset))
         batches, at = [], 0
@@ -82,10 +85,10 @@ def batch_ingest(
             batches.append(events[at : at + size])
             at += size
         service_requests = [Request("POST", "/events", ndjson(batch), headers) for batch in batches]
-        direct_bodies = [bulk_body(direct_index, batch) for batch in batches]
+        direct_bodies = [bulk_body(setup.direct_index, batch) for batch in batches]
         runs = {
-            "service": partial(_service_batches, url, service_requests, concurrency),
-            "direct": partial(_direct_batches, es, direct_bodies, concurrency),
+            "service": partial(_service_batches, setup.service_url, service_requests, concurrency),
+            "direct": partial(_direct_batches, setup.es, direct_bodies, concurrency),
         }
         for side in _order(number):
             seconds[side] += runs[side]()
@@ -110,36 +113,27 @@ def _direct_batches(es: Elasticsearch, bodies: list[bytes], concurrency: int) ->
     return elapsed
 
 
-def single_ingest(
-    url: str,
-    token: str,
-    es_url: str,
-    direct_index: str,
-    data: Dataset,
-    start: int,
-    count: int,
-    rounds: int,
-    clients: int,
-) -> tuple[float, float]:
+def single_ingest(setup: Setup, start: int, count: int, rounds: int, clients: int) -> tuple[float, float]:
     """(service events/s, direct events/s): one event per request from `clients` connections."""
+    data = setup.data
     seconds = {"service": 0.0, "direct": 0.0}
     per_round = -(-count // rounds)
-    headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"token {setup.token}", "Content-Type": "application/json"}
     for number, offset in enumerate(range(start, start + count, per_round)):
         events = data.events(offset, min(per_round, start + count - offset))
         service_requests = [Request("POST", "/events", orjson.dumps(e), headers) for e in events]
         direct_requests = [
             Request(
                 "PUT",
-                f"/{direct_index}/_create/{e['uuid']}",
+                f"/{setup.direct_index}/_create/{e['uuid']}",
                 orjson.dumps(document(e)),
                 {"Content-Type": "application/json"},
             )
             for e in events
         ]
         runs = {
-            "service": partial(load.run, url, service_requests, clients),
-            "direct": partial(load.run, es_url, direct_requests, clients),
+            "service": partial(load.run, setup.service_url, service_requests, clients),
+            "direct": partial(load.run, setup.es_url, direct_requests, clients),
         }
         for side in _order(number):
             outcome = runs[side]()

@@ -94,10 +94,10 @@ def memory_kib(pid: int) -> tuple[int, int]:
 
 
 class RssSampler:
-    """The largest resident size any worker reached during a phase, sampled every 50 ms.
+    """The largest resident size (VmRSS) any worker had during a phase, sampled every 50 ms.
 
-    VmHWM is each process' lifetime peak, so it is read too at the end of the phase: the
-    larger of the two is the phase's peak for a worker that started during it.
+    (VmHWM, the kernel's own peak, is per process lifetime, so it cannot tell phases apart:
+    `lifetime_peak_mb` reports it for the run so far.)
     """
 
     def __init__(self, service: Service, interval: float = 0.05):
@@ -124,5 +124,7 @@ class RssSampler:
     def peak_mb(self) -> float:
         return self.peak_kib / 1024
 
-    def lifetime_peak_mb(self) -> float:
-        return max((memory_kib(pid)[1] for pid in self.service.workers()), default=0) / 1024
+
+def lifetime_peak_mb(service: Service) -> float:
+    """The largest VmHWM of the live workers (gunicorn may have recycled older ones)."""
+    return max((memory_kib(pid)[1] for pid in service.workers()), default=0) / 1024
