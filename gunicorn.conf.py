@@ -4,6 +4,7 @@ Requests spend most of their time waiting on Elasticsearch, so each worker proce
 several at once with threads (gthread); one process per core keeps Python's CPU work parallel.
 """
 
+import ctypes
 import os
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8888')}"
@@ -23,3 +24,22 @@ max_requests_jitter = 10_000
 accesslog = os.environ.get("ACCESS_LOG", "-") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+
+# Memory: measured peak RSS per worker (docs/benchmarks.md) must stay under 150 MB.
+_libc = ctypes.CDLL(None) if os.name == "posix" else None
+M_ARENA_MAX = -8
+TRIM_AFTER_BYTES = 256 * 1024
+
+
+def post_fork(server, worker):
+    """glibc gives each of a worker's 32 threads its own malloc arena, each keeping what it freed;
+    two arenas are plenty for threads that mostly wait on Elasticsearch."""
+    if _libc is not None and hasattr(_libc, "mallopt"):
+        _libc.mallopt(M_ARENA_MAX, 2)
+
+
+def post_request(worker, req, environ, resp):
+    """A large batch leaves megabytes free inside malloc's heaps: give them back to the system."""
+    large = int(environ.get("CONTENT_LENGTH") or 0) > TRIM_AFTER_BYTES
+    if large and _libc is not None and hasattr(_libc, "malloc_trim"):
+        _libc.malloc_trim(0)
