@@ -187,6 +187,12 @@ class Report:
     outcomes: dict[int, str] = field(default_factory=dict)
     errors: dict[int, object] = field(default_factory=dict)
 
+    def not_stored(self, positions: list[int], outcome: str, reason: str) -> None:
+        """Events whose `_bulk` failed as a whole (after others of the request were stored)."""
+        for position in positions:
+            self.outcomes[position] = outcome
+            self.errors[position] = {"_elasticsearch": [reason]}
+
     def count(self, outcome: str) -> int:
         return sum(1 for value in self.outcomes.values() if value == outcome)
 
