@@ -45,5 +45,9 @@ format: $(STAMP)
 templates: $(STAMP)
 	FLASK_APP=wsgi:app $(BIN)/flask templates write
 
+## The service measured side by side with Elasticsearch (docs/benchmarks.md); not part of `test`.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache

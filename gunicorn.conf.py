@@ -4,6 +4,7 @@ Requests spend most of their time waiting on Elasticsearch, so each worker proce
 several at once with threads (gthread); one process per core keeps Python's CPU work parallel.
 """
 
+import ctypes
 import os
 import tempfile
 from pathlib import Path
@@ -17,7 +18,10 @@ os.environ.setdefault(
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8888')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# 32 threads: concurrent single-event POSTs wait together on one group-commit `_bulk`, so more
+# threads mean bigger bulks; measured (docs/benchmarks.md) 8 → 32 threads took single POSTs
+# from about 240 to 380 events/s with no cost to queries or batches.
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 keepalive = 30
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
@@ -44,3 +48,23 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+# Memory: measured peak RSS per worker (docs/benchmarks.md) must stay under 150 MB.
+_libc = ctypes.CDLL(None) if os.name == "posix" else None
+M_ARENA_MAX = -8
+TRIM_AFTER_BYTES = 256 * 1024
+
+
+def post_fork(server, worker):
+    """glibc gives each of a worker's 32 threads its own malloc arena, each keeping what it freed;
+    two arenas are plenty for threads that mostly wait on Elasticsearch."""
+    if _libc is not None and hasattr(_libc, "mallopt"):
+        _libc.mallopt(M_ARENA_MAX, 2)
+
+
+def post_request(worker, req, environ, resp):
+    """A large batch leaves megabytes free inside malloc's heaps: give them back to the system."""
+    large = int(environ.get("CONTENT_LENGTH") or 0) > TRIM_AFTER_BYTES
+    if large and _libc is not None and hasattr(_libc, "malloc_trim"):
+        _libc.malloc_trim(0)

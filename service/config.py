@@ -34,6 +34,9 @@ class Settings:
     token_cache_seconds: int = 10
     #: INSTALL_TEMPLATES: install the index templates at startup (1) or not (0).
     install_templates: bool = True
+    #: GROUP_COMMIT_MAX_EVENTS: requests of at most this many events that need no refresh
+    #: share one `_bulk` with the worker's concurrent ones (0: every request sends its own).
+    group_commit_max_events: int = 100
     #: RETRY_AFTER_SECONDS: the `Retry-After` sent with 429 and 503.
     retry_after_seconds: int = 5
     #: LOG_LEVEL: level of the service's JSON log lines (one per request at `info`).

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
+import elastic_transport
+import elasticsearch
 from elasticsearch import Elasticsearch
-from marshmallow import Schema
 
 from . import observability, store
 from .datasets import DATASETS
@@ -22,18 +23,26 @@ from .errors import ApiError, validation_error
 from .ingest import (
     CREATED,
     DUPLICATE,
+    FAILED,
+    RETRY,
     Batch,
+    EventLoader,
     Report,
     clock_offset,
     correct_clock,
-    ingest_schema,
     validate_items,
 )
 
 
 @cache
-def schema_of(dataset_name: str) -> Schema:
-    return ingest_schema(DATASETS[dataset_name])
+def loader_of(dataset_name: str) -> EventLoader:
+    """Built once per dataset: making a marshmallow schema costs more than validating an event."""
+    return EventLoader(DATASETS[dataset_name])
+
+
+#: Events per `_bulk` of a large batch, so a worker never holds a whole 5,000-event batch's
+#: bulk body and answer at once (its peak RSS stayed above 150 MB that way; docs/benchmarks.md).
+BULK_EVENTS = 1000
 
 
 @dataclass
@@ -56,7 +65,7 @@ def prepare(
     batch says when it was sent, and build the documents."""
     if batch.sent_at is not None:
         clock_offset(batch.sent_at, now)  # refuse an unreadable sent_at before storing anything
-    valid, errors = validate_items(schema_of(dataset.name), batch)
+    valid, errors = validate_items(loader_of(dataset.name), batch)
     if batch.single and errors:
         raise validation_error("The event is invalid.", {"fields": errors[0]})
     if institutions:
@@ -82,11 +91,26 @@ def prepare(
     return Prepared(len(batch.items), documents, errors, untimed)
 
 
-def store_batch(es: Elasticsearch, dataset: Dataset, prefix: str, prepared: Prepared, refresh) -> Report:
-    """Bulk-create the documents, each outcome reported; count the outcomes in the metrics."""
+def store_batch(
+    es: Elasticsearch, dataset: Dataset, prefix: str, prepared: Prepared, refresh, committer=None
+) -> Report:
+    """Bulk-create the documents `BULK_EVENTS` at a time, each outcome reported; count the
+    outcomes in the metrics. A slice that fails as a whole after earlier ones were stored marks
+    its own and the later events as not stored (a 207 that says so); a failure before anything
+    was stored is the request's error (429 / 503)."""
     report = Report(size=prepared.size, errors=dict(prepared.errors))
     documents = skip_stored(es, dataset, prefix, prepared, report)
-    store.bulk_create(es, dataset, prefix, documents, report, refresh)
+    positions = list(documents)
+    for start in range(0, len(positions), BULK_EVENTS):
+        piece = {position: documents[position] for position in positions[start : start + BULK_EVENTS]}
+        try:
+            store.bulk_create(es, dataset, prefix, piece, report, refresh, committer)
+        except (elasticsearch.ApiError, elastic_transport.TransportError) as exc:
+            if start == 0:
+                raise
+            outcome = RETRY if getattr(exc, "status_code", None) == 429 else FAILED
+            report.not_stored(positions[start:], outcome, repr(exc))
+            break
     if documents:
         observability.observe_batch(dataset.name, len(documents))
     observability.count_ingest(dataset.name, report.count(CREATED), report.count(DUPLICATE), report.rejected)
@@ -115,7 +139,9 @@ def ingest(
     refresh=False,
     institutions=(),
     received_at: datetime | None = None,
+    committer=None,
 ) -> tuple[Report, dict]:
-    """Validate, prepare and store one batch: (its report, the documents sent by position)."""
+    """Validate, prepare and store one batch: (its report, the documents sent by position).
+    With a `committer` (service/group_commit.py), small requests share a worker's `_bulk`."""
     prepared = prepare(dataset, batch, received_at or datetime.now(UTC), new_id, institutions)
-    return store_batch(es, dataset, prefix, prepared, refresh), prepared.documents
+    return store_batch(es, dataset, prefix, prepared, refresh, committer), prepared.documents

@@ -11,8 +11,19 @@ from elasticsearch import Elasticsearch
 from .datasets.registry import Dataset
 from .engine import shape
 from .engine.params import QueryParams
-from .engine.translate import COMPOSITE_PAGE, group_body, search_body
-from .ingest import Report, bulk_operations, item_outcome
+from .engine.translate import COMPOSITE_PAGE, GROUP_FILTER_PATH, group_body, search_body
+from .group_commit import GroupCommitter
+from .ingest import Report, bulk_body, item_outcome
+
+#: All `item_outcome` reads of a bulk answer: Elasticsearch writes (and we parse) a tenth of it.
+BULK_FILTER_PATH = "items.*.status,items.*.error.type,items.*.error.reason"
+
+
+def bulk_items(es: Elasticsearch, operations: list[tuple[str, object, dict]], refresh=False) -> list[dict]:
+    """`create` each (index, id, document) in one `_bulk`; the items of its answer, in order."""
+    response = es.bulk(operations=bulk_body(operations), refresh=refresh, filter_path=BULK_FILTER_PATH)
+    return response["items"]
+
 
 #: Ids looked up per search: well within `index.max_result_window` (10,000).
 IDS_PER_SEARCH = 5000
@@ -28,14 +39,24 @@ def bulk_create(
     documents: dict[int, tuple[str, dict]],
     report: Report,
     refresh,
+    committer: GroupCommitter | None = None,
 ) -> Report:
-    """Create `documents` (position → (id, document)) in one `_bulk`; record each outcome."""
+    """Create `documents` (position → (id, document)); record each outcome.
+
+    Small requests that need no refresh share a `_bulk` with the worker's concurrent ones
+    (`committer`); the others send their own. Either way each outcome is Elasticsearch's own.
+    """
     if not documents:
         return report
     positions = list(documents)
-    operations = bulk_operations(dataset, prefix, list(documents.values()))
-    response = es.bulk(operations=operations, refresh=refresh)
-    for position, item in zip(positions, response["items"], strict=True):
+    operations = [
+        (dataset.index_for(prefix, document), doc_id, document) for doc_id, document in documents.values()
+    ]
+    if committer is not None and not refresh and len(operations) <= committer.max_request_items:
+        items = committer.submit(operations)
+    else:
+        items = bulk_items(es, operations, refresh)
+    for position, item in zip(positions, items, strict=True):
         outcome, reason = item_outcome(item)
         report.ids[position] = documents[position][0]
         report.outcomes[position] = outcome
@@ -115,7 +136,7 @@ def group_events(
     acc, after, total = {}, None, None
     while True:
         body = group_body(dataset, params, institutions, after)
-        response = es.search(index=dataset.index_pattern(prefix), body=body)
+        response = es.search(index=dataset.index_pattern(prefix), body=body, filter_path=GROUP_FILTER_PATH)
         if total is None:
             total = shape.total(response)
         # No index yet (nothing ingested) means no aggregation in the answer at all.
@@ -137,7 +158,7 @@ def group_page(
 ) -> tuple[int, dict, dict | None]:
     """One page of `size` rows from `after` on: (events matching, rows folded, next after key)."""
     body = group_body(dataset, params, institutions, after, size=size, count=True)
-    response = es.search(index=dataset.index_pattern(prefix), body=body)
+    response = es.search(index=dataset.index_pattern(prefix), body=body, filter_path=GROUP_FILTER_PATH)
     aggregation = response.get("aggregations", {}).get("groups", {"buckets": []})
     acc = shape.add_buckets(params, aggregation["buckets"], {})
     more = len(aggregation["buckets"]) == size and aggregation.get("after_key") is not None

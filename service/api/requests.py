@@ -218,6 +218,14 @@ def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
     batch.sent_at = batch.sent_at or request.args.get("sent_at")
     new_id = current_app.extensions["ids"].next_id
     report, documents = pipeline.ingest(
-        es(), dataset, settings().index_prefix, batch, new_id, refresh, g.token.institutions, received_at
+        es(),
+        dataset,
+        settings().index_prefix,
+        batch,
+        new_id,
+        refresh,
+        g.token.institutions,
+        received_at,
+        committer=current_app.extensions["group_commit"],
     )
     return report, batch, documents

@@ -102,6 +102,14 @@ class FieldType:
         """Read one query-string value of this type (raises ValueError)."""
         return text
 
+    def accepts(self, value) -> bool:
+        """Ingest's fast path: True only if the schema field surely loads `value` unchanged.
+
+        False means "ask the marshmallow field", which then validates and reports as usual;
+        so a type may say False whenever it is unsure (the default).
+        """
+        return False
+
 
 @dataclass(frozen=True)
 class Keyword(FieldType):
@@ -113,6 +121,9 @@ class Keyword(FieldType):
     def schema_field(self, **kwargs):
         return fields.String(validate=validate.Length(max=self.max_length), **kwargs)
 
+    def accepts(self, value) -> bool:
+        return type(value) is str and len(value) <= self.max_length
+
 
 @dataclass(frozen=True)
 class KeywordOrInteger(Keyword):
@@ -122,6 +133,9 @@ class KeywordOrInteger(Keyword):
 
     def schema_field(self, **kwargs):
         return StringOrInteger(**kwargs)
+
+    def accepts(self, value) -> bool:
+        return type(value) in (str, int)
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,10 @@ class Integer(FieldType):
             return self.bounds(value)
         except ValidationError as exc:
             raise ValueError(text) from exc
+
+    def accepts(self, value) -> bool:
+        # `type(...) is int` leaves out bool, which StrictInteger refuses.
+        return type(value) is int and (self.minimum is None or value >= self.minimum)
 
 
 @dataclass(frozen=True)
@@ -185,6 +203,12 @@ class Date(FieldType):
         from_iso(text)
         return text
 
+    def accepts(self, value) -> bool:
+        try:
+            return type(value) is str and self.parse_param(value) is value
+        except ValueError:
+            return False
+
 
 @dataclass(frozen=True)
 class LongList(Long):
@@ -192,6 +216,9 @@ class LongList(Long):
 
     def schema_field(self, **kwargs):
         return fields.List(StrictInteger(validate=self.bounds), **kwargs)
+
+    def accepts(self, value) -> bool:
+        return type(value) is list and all(type(item) is int for item in value)
 
 
 @dataclass(frozen=True)
@@ -203,6 +230,12 @@ class StoredObject(FieldType):
 
     def schema_field(self, **kwargs):
         return FreeObject(**kwargs)
+
+    def accepts(self, value) -> bool:
+        return type(value) is dict
+
+
+ENTRY_KEY = Keyword()
 
 
 @dataclass(frozen=True)
@@ -225,6 +258,12 @@ class Nested(FieldType):
 
         entry_schema = Schema.from_dict(entry, name="Entry")
         return fields.List(fields.Nested(entry_schema(unknown=RAISE)), **kwargs)
+
+    def accepts(self, value) -> bool:
+        return type(value) is list and all(type(entry) is dict and self._entry_ok(entry) for entry in value)
+
+    def _entry_ok(self, entry: dict) -> bool:
+        return all(name in self.keys and ENTRY_KEY.accepts(value) for name, value in entry.items())
 
 
 class CommaIntegers(fields.Field):
@@ -284,6 +323,9 @@ class Tags(Long):
 
     def schema_field(self, **kwargs):
         return CommaIntegers(item_range=self.bounds, **kwargs)
+
+    def accepts(self, value) -> bool:
+        return False  # "3,8" becomes [3, 8]: always through the schema field
 
 
 @dataclass(frozen=True)

@@ -151,9 +151,14 @@ class Dataset:
             mapping.update(group.derived_mapping())
         return mapping
 
+    @cached_property
+    def deriving_groups(self) -> tuple[Group, ...]:
+        """The groupings that compute fields on ingest (most compute none: skip them per event)."""
+        return tuple(group for group in self.groups.values() if group.derived_mapping())
+
     def derive(self, event: dict) -> dict:
         derived = {}
-        for group in self.groups.values():
+        for group in self.deriving_groups:
             derived.update(group.derive(event))
         return derived
 

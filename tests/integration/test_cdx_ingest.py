@@ -205,3 +205,39 @@ def test_clock_skew_is_corrected_with_sent_at(client, tokens):
     assert as_param.status_code == 201
     bad = post(client, tokens, {"sent_at": "yesterday", "events": [{"uuid": "x"}]})
     assert bad.status_code == 400 and "sent_at" in str(bad.json["error"])
+
+
+def test_large_batches_are_stored_in_slices_each_reported(client, tokens, monkeypatch):
+    from elastic_transport import ConnectionError as TransportConnectionError
+
+    from service import store
+    from service.pipeline import BULK_EVENTS
+
+    events = [{"uuid": f"slice-{n}"} for n in range(BULK_EVENTS + 5)]
+    assert post(client, tokens, events).json["stored"] == BULK_EVENTS + 5
+
+    # The second slice's `_bulk` fails as a whole: the first slice is stored and said so.
+    calls, send = [], store.bulk_items
+
+    def second_fails(es, operations, refresh=False):
+        calls.append(len(operations))
+        if len(calls) == 2:
+            raise TransportConnectionError("node gone")
+        return send(es, operations, refresh)
+
+    monkeypatch.setattr(store, "bulk_items", second_fails)
+    events = [{"uuid": f"half-{n}"} for n in range(BULK_EVENTS + 5)]
+    response = post(client, tokens, events)
+    assert calls == [BULK_EVENTS, 5]
+    assert response.status_code == 207
+    body = response.json
+    assert (body["stored"], body["rejected"]) == (BULK_EVENTS, 5)
+    assert [error["index"] for error in body["errors"]] == list(range(BULK_EVENTS, BULK_EVENTS + 5))
+    assert {error["status"] for error in body["errors"]} == {"failed"}
+    assert count(client, tokens, "uuid=half-0,half-1004") == 1
+
+    # When the first slice fails nothing is stored: the request's answer is the 503.
+    calls.clear()
+    calls.append(0)  # so the next call, the first slice's, is the second
+    response = post(client, tokens, [{"uuid": f"none-{n}"} for n in range(BULK_EVENTS + 5)])
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0

@@ -320,6 +320,19 @@ def test_group_by_age_ranges_single_object_with_another_group(client, tokens):
     ]
 
 
+def test_age_ranges_beside_other_groups_match_the_ranges_alone(client, tokens):
+    """Beside other groups, ranges are counted by a `range` under each composite bucket; the
+    counts must be those of the ranges summed from exact ages, overlaps and open ends included."""
+    ranges = [[0, 10], [10, 15], [None, 5], {"from": 16, "to": 21}, {"to": 6}, [21]]
+    alone = grouped(client, tokens, body={"group_by": [{"age": ranges}]})["events"]
+    beside = grouped(client, tokens, body={"group_by": ["gender", {"age": ranges}, "institution"]})["events"]
+    assert all(list(row) == ["gender", "age", "institution", "count"] for row in beside)
+    summed = {}
+    for row in beside:
+        summed[tuple(row["age"])] = summed.get(tuple(row["age"]), 0) + row["count"]
+    assert summed == {tuple(row["age"]): row["count"] for row in alone}
+
+
 def test_group_by_admin_levels(client, tokens):
     level0 = grouped(client, tokens, body={"group_by": {"admin_level": 0}})["events"]
     assert level0 == [

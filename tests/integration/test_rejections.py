@@ -9,6 +9,7 @@ stored. `make reliability` drives a real node into such rejections (tests/reliab
 from __future__ import annotations
 
 import elasticsearch
+import orjson
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
@@ -36,6 +37,8 @@ class PushingBack:
         if self.whole:
             meta = ApiResponseMeta(429, "1.1", HttpHeaders(), 0.0, NodeConfig("http", "127.0.0.1", 9200))
             raise elasticsearch.ApiError("es_rejected_execution_exception", meta, {"status": 429})
+        if isinstance(operations, bytes | str):  # the service sends its own NDJSON body
+            operations = [orjson.loads(line) for line in operations.splitlines() if line.strip()]
         pairs = list(zip(operations[::2], operations[1::2], strict=True))
         kept = [pair for i, pair in enumerate(pairs) if i not in self.positions]
         stored = (

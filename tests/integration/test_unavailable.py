@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,12 @@ def test_node_stopped_means_503_with_retry_after(stoppable_node):
         assert int(response.headers["Retry-After"]) > 0, name
         assert response.json["error"]["code"] == "service_unavailable", name
     assert client.get("/health").status_code == 200
+
+    # Single POSTs that share one `_bulk` (group commit) each get the 503 too.
+    def post(n):
+        return app.test_client().post("/events", json={"uuid": f"down-{n}"}, headers=auth(secret))
+
+    with ThreadPoolExecutor(8) as pool:
+        for response in pool.map(post, range(16)):
+            assert response.status_code == 503, response.data
+            assert int(response.headers["Retry-After"]) > 0

@@ -1,0 +1,98 @@
+"""Group commit: the small ingest requests a worker serves at once share one `_bulk`.
+
+A device posting one event per request would otherwise cost Elasticsearch one request, one
+translog fsync and one round trip per event. Here each request thread hands its documents to
+the worker's `GroupCommitter` and waits; a flusher thread sends everything queued as one
+`_bulk` and gives each request back its own items. No timer delays a lone request: while one
+bulk is in flight the next requests queue up, so batches grow exactly as fast as load does.
+
+Nothing is acknowledged early: a request returns only once Elasticsearch answered for its own
+items, and when the `_bulk` fails as a whole (node down, 429) each request sees that very error,
+so its answer is what it would have been alone (503 or 429 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+#: Sends (index, id, document) triples as one `_bulk` and returns its items (store.bulk_items).
+Send = Callable[[list[tuple[str, object, dict]]], list[dict]]
+
+
+@dataclass
+class Pending:
+    #: (index, id, document) triples of one request.
+    operations: list[tuple[str, object, dict]]
+    future: Future = field(default_factory=Future)
+
+
+class GroupCommitter:
+    """Coalesces concurrent `submit`s of one process into `_bulk` requests of up to `max_items`.
+
+    Requests of more than `max_request_items` documents are batches already: they are better
+    sent on their own than made to wait behind others.
+    """
+
+    def __init__(self, send: Send, max_request_items: int = 100, max_items: int = 1000):
+        self.send, self.max_request_items, self.max_items = send, max_request_items, max_items
+        self._queue: list[Pending] = []
+        self._wakeup = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, operations: list[tuple[str, object, dict]]) -> list[dict]:
+        """Store (index, id, document) triples with `create`; their bulk items, in order.
+
+        Raises what the `_bulk` call raised when Elasticsearch could not be asked at all.
+        """
+        pending = Pending(operations)
+        with self._wakeup:
+            self._ensure_flusher()
+            self._queue.append(pending)
+            self._wakeup.notify()
+        return pending.future.result()
+
+    def queued(self) -> int:
+        """Requests waiting for the next `_bulk` (not counting the one in flight)."""
+        with self._wakeup:
+            return len(self._queue)
+
+    def _ensure_flusher(self) -> None:
+        # Started on first use, and again in a forked child (threads do not survive a fork).
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            group = self._next_group()
+            try:
+                self._flush(group)
+            except BaseException as exc:  # every waiter must hear back, whatever happened
+                for pending in group:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+
+    def _next_group(self) -> list[Pending]:
+        """Wait for work; take queued requests up to `max_items` documents (at least one)."""
+        with self._wakeup:
+            while not self._queue:
+                self._wakeup.wait()
+            group, size = [], 0
+            while self._queue and (not group or size + len(self._queue[0].operations) <= self.max_items):
+                pending = self._queue.pop(0)
+                group.append(pending)
+                size += len(pending.operations)
+            return group
+
+    def _flush(self, group: list[Pending]) -> None:
+        items = self.send([operation for pending in group for operation in pending.operations])
+        at = 0
+        for pending in group:
+            pending.future.set_result(items[at : at + len(pending.operations)])
+            at += len(pending.operations)

@@ -1,0 +1,87 @@
+"""The ingest fast path never accepts what the schema would refuse or change."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from marshmallow import ValidationError
+
+from bench.data import World, event
+from service.datasets import DATASETS
+from service.datasets.cdx import CDX
+from service.ingest import EventLoader
+
+LOADERS = {name: EventLoader(dataset) for name, dataset in DATASETS.items()}
+
+TRICKY = [
+    {"age": True},
+    {"age": 5.0},
+    {"age": "5"},
+    {"age": -1},
+    {"age": 0},
+    {"age": None},
+    {"gender": None},
+    {"gender": 3},
+    {"gender": "x" * 1024},
+    {"gender": "x" * 1025},
+    {"device_id": 17},
+    {"device_id": False},
+    {"device_id": 1.5},
+    {"start_time": "2024-03-02"},
+    {"start_time": "2024-03-02T10:00:00.123456+05:30"},
+    {"start_time": "2020-13-45"},
+    {"start_time": "2024-02-30T10:00:00Z"},
+    {"start_time": 1700000000},
+    {"parent_locations": [1, 2]},
+    {"parent_locations": [1, True]},
+    {"parent_locations": []},
+    {"parent_locations": 3},
+    {"results": []},
+    {"results": [{}]},
+    {"results": [{"condition": "mtb"}]},
+    {"results": [{"condition": None}]},
+    {"results": [{"condition": "mtb", "extra": 1}]},
+    {"results": {"condition": "mtb"}},
+    {"results": ["mtb"]},
+    {"custom_fields": {"a": None, "b": [1]}},
+    {"custom_fields": [1, 2]},
+    {"pii": {"name": "x"}},
+    {"colour": "red"},
+    {"session_id": 1, "event_type": "x", "tag_ids": "3,8"},
+    {"session_id": 1, "event_type": "x", "latitude": "45.5", "longitude": 3},
+    {"session_id": None, "event_type": "x"},
+    {"event_type": "x"},
+    {"session_id": 1, "event_type": "x", "data": "{}"},
+]
+
+
+def schema_result(loader: EventLoader, item: dict):
+    try:
+        return loader.schema.load(item)
+    except ValidationError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("item", TRICKY, ids=repr)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_fast_path_agrees_with_the_schema(dataset, item):
+    loader = LOADERS[dataset]
+    expected = schema_result(loader, item)
+    if loader.plainly_valid(item):
+        assert expected == item  # accepted by the schema, and unchanged by it
+    if isinstance(expected, ValidationError):
+        with pytest.raises(ValidationError) as raised:
+            loader.load(item)
+        assert raised.value.messages == expected.messages
+    else:
+        assert loader.load(item) == expected
+
+
+def test_realistic_events_take_the_fast_path_unchanged():
+    rng, world = random.Random(1), World.make(1)
+    loader = LOADERS[CDX.name]
+    for _ in range(500):
+        item = event(rng, world)
+        assert loader.plainly_valid(item)
+        assert loader.schema.load(item) == item

@@ -1,0 +1,76 @@
+"""GroupCommitter without a node: grouping, splitting answers, and failures reaching every waiter."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from service.group_commit import GroupCommitter
+
+
+class GatedSend:
+    """A fake `_bulk` that holds its first call until released, so the next requests queue up."""
+
+    def __init__(self, fail: Exception | None = None):
+        self.calls: list[list] = []
+        self.first_call, self.release = threading.Event(), threading.Event()
+        self.fail = fail
+
+    def __call__(self, operations):
+        self.calls.append(operations)
+        if len(self.calls) == 1:
+            self.first_call.set()
+            assert self.release.wait(10)
+        if self.fail and len(self.calls) > 1:
+            raise self.fail
+        return [{"create": {"_id": doc_id, "status": 201}} for _, doc_id, _ in operations]
+
+
+def triples(documents: list) -> list:
+    """(id, document) pairs as the (index, id, document) operations `submit` takes."""
+    return [("i", doc_id, document) for doc_id, document in documents]
+
+
+def queue_behind_first(committer: GroupCommitter, send: GatedSend, requests: list[list]):
+    """Submit a first request, then `requests` while it is in flight; every answer in order."""
+    with ThreadPoolExecutor(len(requests) + 1) as pool:
+        first = pool.submit(committer.submit, triples([("first", {})]))
+        assert send.first_call.wait(10)
+        futures = [pool.submit(committer.submit, triples(documents)) for documents in requests]
+        while committer.queued() < len(requests):
+            threading.Event().wait(0.005)
+        send.release.set()
+        first.result()
+        return [future.exception() or future.result() for future in futures]
+
+
+def test_requests_queued_behind_a_bulk_share_the_next_one_and_get_their_own_items():
+    send = GatedSend()
+    committer = GroupCommitter(send)
+    requests = [[(f"r{n}-{k}", {"n": n}) for k in range(n + 1)] for n in range(5)]
+    answers = queue_behind_first(committer, send, requests)
+    assert len(send.calls) == 2
+    assert sorted(doc_id for _, doc_id, _ in send.calls[1]) == sorted(d for r in requests for d, _ in r)
+    for documents, items in zip(requests, answers, strict=True):
+        assert [item["create"]["_id"] for item in items] == [doc_id for doc_id, _ in documents]
+
+
+def test_a_group_never_exceeds_max_items():
+    send = GatedSend()
+    committer = GroupCommitter(send, max_items=4)
+    requests = [[(f"r{n}-{k}", {}) for k in range(2)] for n in range(5)]
+    answers = queue_behind_first(committer, send, requests)
+    assert [len(call) for call in send.calls[1:]] == [4, 4, 2]
+    assert all(len(items) == 2 for items in answers)
+
+
+def test_a_failed_bulk_fails_every_request_in_it_with_that_error():
+    error = ConnectionError("node down")
+    send = GatedSend(fail=error)
+    committer = GroupCommitter(send)
+    answers = queue_behind_first(committer, send, [[("a", {})], [("b", {})], [("c", {})]])
+    assert answers == [error, error, error]
+    with pytest.raises(ConnectionError):
+        committer.submit(triples([("d", {})]))
