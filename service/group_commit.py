@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ class GroupCommitter:
 
     def __init__(self, send: Send, max_request_items: int = 100, max_items: int = 1000):
         self.send, self.max_request_items, self.max_items = send, max_request_items, max_items
-        self._queue: list[Pending] = []
+        self._queue: deque[Pending] = deque()
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -85,7 +86,7 @@ class GroupCommitter:
                 self._wakeup.wait()
             group, size = [], 0
             while self._queue and (not group or size + len(self._queue[0].operations) <= self.max_items):
-                pending = self._queue.pop(0)
+                pending = self._queue.popleft()
                 group.append(pending)
                 size += len(pending.operations)
             return group
