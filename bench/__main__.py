@@ -14,12 +14,13 @@ from pathlib import Path
 from elasticsearch import Elasticsearch
 
 from scripts.local_es import LocalNode
+from scripts.served import ROOT
 from service import create_app, templates
 from service.config import Settings
 
 from . import phases, report
 from .data import Dataset
-from .server import ROOT, RssSampler, Service, lifetime_peak_mb
+from .server import RssSampler, Service, lifetime_peak_mb
 
 PREFIX, DIRECT_PREFIX = "bench-", "benchd-"
 

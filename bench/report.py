@@ -8,8 +8,9 @@ import runpy
 from importlib.metadata import version
 from pathlib import Path
 
+from scripts.served import ROOT
+
 from .phases import QUERIES, median, p95
-from .server import ROOT
 
 BATCH_TARGET, SINGLE_TARGET, QUERY_FACTOR, QUERY_SLACK_MS, RSS_TARGET_MB = 0.9, 1.0, 1.15, 3.0, 150
 TARGETED_QUERIES = ("count-only", "grouped")

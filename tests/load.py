@@ -7,14 +7,9 @@ Everything here talks to 127.0.0.1 only, and every loop is bounded in time.
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,7 +19,7 @@ from pathlib import Path
 import orjson
 import urllib3
 
-from scripts.local_es import die_with_parent, free_port
+from scripts.served import GunicornService
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Answers a client may get while Elasticsearch is away or pushing back (with Retry-After).
@@ -260,84 +255,16 @@ def wait_until(predicate, timeout: float, step: float = 0.5) -> bool:
     return False
 
 
-class Served:
-    """The service under gunicorn (`gunicorn.conf.py`) on a loopback port, as in production."""
+class Served(GunicornService):
+    """The service under gunicorn for a fault scenario: `workers` processes of `threads`
+    threads, no access log, a short Elasticsearch timeout, up as soon as the process answers
+    (`/health`)."""
 
     def __init__(self, es_url: str, prefix: str, log_dir: Path, workers: int = 2, threads: int = 8, **env):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        settings = {"WEB_CONCURRENCY": workers, "GUNICORN_THREADS": threads, "ACCESS_LOG": "/dev/null"}
+        settings.update(ES_REQUEST_TIMEOUT=10, **env)
+        super().__init__(es_url, prefix, Path(log_dir) / "gunicorn.log", settings, ready_path="/health")
         self.log_path = Path(log_dir) / f"gunicorn-{self.port}.log"
-        self.env = {
-            **os.environ,
-            "ES_URL": es_url,
-            "INDEX_PREFIX": prefix,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": str(workers),
-            "GUNICORN_THREADS": str(threads),
-            "ACCESS_LOG": "/dev/null",
-            "ES_REQUEST_TIMEOUT": "10",
-            **{key: str(value) for key, value in env.items()},
-        }
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> Served:
-        self._log = open(self.log_path, "ab")  # kept open for the server's life
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-        )
-        if not wait_until(self.healthy, 60):
-            self.__exit__()
-            raise RuntimeError(f"gunicorn did not come up; see {self.log_path}")
-        wait_until(lambda: len(self.worker_pids()) == int(self.env["WEB_CONCURRENCY"]), 30)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return sorted(int(pid) for pid in children.read_text().split())
-        except OSError:
-            return []
-
-    def worker_rss_kib(self) -> dict[int, int]:
-        """Resident memory of each worker process, in KiB (from /proc)."""
-        rss = {}
-        for pid in self.worker_pids():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        rss[pid] = int(line.split()[1])
-            except OSError:
-                continue
-        return rss
-
-    def errors_logged(self) -> list[str]:
-        """Tracebacks and unhandled errors in the server's log (there must be none)."""
-        text = self.log_path.read_text(errors="replace")
-        signs = ("Traceback", "unhandled error", "WORKER TIMEOUT")
-        return [line for line in text.splitlines() if any(sign in line for sign in signs)]
 
 
 def figures(name: str, **values) -> dict:
