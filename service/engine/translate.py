@@ -12,8 +12,6 @@ from .params import QueryParams
 
 #: Buckets fetched per composite page: large pages mean few round trips for big groupings.
 COMPOSITE_PAGE = 5000
-#: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
-RESULT_WINDOW = 10_000
 
 
 def filter_query(dataset: Dataset, filters: dict, institutions=()) -> dict:
