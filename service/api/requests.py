@@ -14,8 +14,7 @@ from marshmallow import Schema, ValidationError
 from .. import files, pipeline, store
 from ..datasets.registry import Dataset
 from ..engine import shape
-from ..engine.params import QueryParams
-from ..engine.translate import RESULT_WINDOW
+from ..engine.params import RESULT_WINDOW, QueryParams
 from ..errors import CODES, ApiError, arguments_error, validation_error
 from ..ingest import Batch, Report, decode_body, parse_events
 

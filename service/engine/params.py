@@ -13,6 +13,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 from ..datasets.registry import Dataset
 from .groups import AdminLevel, BucketOptions, EntryKey, Group, WholeEntry, parse_zone
 
+#: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
+RESULT_WINDOW = 10_000
+
 
 @dataclass(frozen=True)
 class QueryParams:
@@ -209,7 +212,10 @@ def query_schema(dataset: Dataset) -> type[Schema]:
             validate=validate.Range(min=0),
             metadata={"description": "rows per page (0: count only); at most MAX_PAGE_SIZE"},
         ),
-        offset=fields.Integer(validate=validate.Range(min=0), metadata={"description": "rows to skip"}),
+        offset=fields.Integer(
+            validate=validate.Range(min=0, max=RESULT_WINDOW),
+            metadata={"description": f"rows to skip (at most {RESULT_WINDOW}; deeper: cursor)"},
+        ),
         order_by=NameList(metadata={"description": "e.g. `age,-gender`; grouped: keys or `count`"}),
         group_by=GroupBy(dataset, metadata={"description": "e.g. `gender,week(start_time)`"}),
         time_zone=TimeZone(metadata={"description": "IANA name or ±HH:MM for date buckets (UTC)"}),

@@ -13,8 +13,6 @@ from .params import QueryParams
 COMPOSITE_PAGE = 5000
 #: What shaping reads of a grouped answer: Elasticsearch writes, and we parse, nothing else.
 GROUP_FILTER_PATH = "hits.total,aggregations.groups.after_key,aggregations.groups.buckets"
-#: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
-RESULT_WINDOW = 10_000
 
 
 def filter_query(dataset: Dataset, filters: dict, institutions=()) -> dict:

@@ -1,5 +1,5 @@
 """Node loss: a 3-node cluster on loopback, the events index with one replica, and one node
-killed with SIGKILL mid-ingest (the one holding the index's primary shard).
+killed with SIGKILL mid-ingest: the one holding the index's primary shard, or the elected master.
 
 The service's ES_URL lists the three nodes. No acknowledged event is lost, queries keep being
 answered, and the figures say how many requests failed and for how long the service was degraded.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from elasticsearch import Elasticsearch
 
 from scripts.local_es import local_cluster, node_name, start_all
@@ -25,7 +26,9 @@ QUERIES = [
 ]
 
 
-def test_killing_a_node_mid_ingest_loses_nothing(scratch):
+@pytest.mark.parametrize("role", ["primary", "master"])
+def test_killing_a_node_mid_ingest_loses_nothing(scratch, role):
+    """`primary`: the node holding the index's primary shard; `master`: the elected master."""
     nodes = start_all(local_cluster(scratch, 3))
     try:
         urls = [node.url for node in nodes]
@@ -37,8 +40,9 @@ def test_killing_a_node_mid_ingest_loses_nothing(scratch):
             replicas = es.indices.get_settings(index=INDEX)[INDEX]["settings"]["index"]["number_of_replicas"]
             assert replicas == "1"
             (primary,) = [s["node"] for s in es.cat.shards(index=INDEX, format="json") if s["prirep"] == "p"]
-            victim = next(node for node in nodes if node_name(node.http_port) == primary)
             master = es.cat.master(format="json")[0]["node"]
+            killed = primary if role == "primary" else master
+            victim = next(node for node in nodes if node_name(node.http_port) == killed)
             survivors = [node.url for node in nodes if node is not victim]
 
             client = HttpClient(served.url, secret)
@@ -63,10 +67,11 @@ def test_killing_a_node_mid_ingest_loses_nothing(scratch):
             assert not served.errors_logged(), served.errors_logged()[:5]
             failed_at = sorted(ledger.failed_at + queries.failed_at)
             figures(
-                "node-loss",
+                f"node-loss-{role}",
                 **result,
-                killed=primary,
-                killed_was_master=primary == master,
+                killed=killed,
+                held_primary=killed == primary,
+                was_master=killed == master,
                 failed_ingest_requests=len(ledger.failed_at),
                 queries=sum(queries.statuses.values()),
                 query_statuses=dict(queries.statuses),

@@ -9,6 +9,7 @@ Any other exception would be a 500.
 from __future__ import annotations
 
 import contextlib
+import os
 
 import orjson
 import pytest
@@ -23,6 +24,8 @@ from service.engine.params import query_schema
 from service.engine.translate import group_body, search_body
 
 DATASETS = {"cdx": CDX, "roundware": ROUNDWARE}
+#: Examples per dataset; `make reliability` raises it.
+EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "250"))
 
 # Tokens a hostile or careless client is likely to send, mixed with arbitrary text.
 TOKENS = [
@@ -131,7 +134,7 @@ def translate_or_refuse(dataset, args: dict) -> None:
 def test_any_query_translates_or_is_a_validation_error(dataset_name):
     dataset = DATASETS[dataset_name]
 
-    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
     @given(arguments(dataset))
     def check(args):
         translate_or_refuse(dataset, args)
@@ -161,6 +164,9 @@ def test_any_cursor_decodes_or_is_a_value_error(cursor):
         (CDX, {"institution": "9223372036854775808"}, "institution"),
         (CDX, {"error_code": "-2147483649"}, "error_code"),
         (CDX, {"group_by": "day(start_time)", "time_zone": "+19:00"}, "time_zone"),
+        # An empty cursor let an offset past 64 bits through to the body.
+        (ROUNDWARE, {"offset": 2**64, "cursor": ""}, "offset"),
+        (CDX, {"offset": "10001"}, "offset"),
     ],
 )
 def test_values_outside_what_elasticsearch_reads_are_refused_by_name(dataset, args, parameter):
