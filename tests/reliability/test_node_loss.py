@@ -13,6 +13,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from scripts.local_es import local_cluster, node_name, start_all
+from service.datasets.cdx import CDX
 from tests.load import HttpClient, Queriers, Served, figures, run_fault, settle
 from tests.reliability.conftest import make_token
 
@@ -35,11 +36,14 @@ def test_killing_a_node_mid_ingest_loses_nothing(scratch, role):
         secret = make_token(urls, PREFIX)
         with Served(",".join(urls), PREFIX, scratch) as served:
             es = Elasticsearch(urls, request_timeout=60)
-            # The workers created the index from the template at startup: one replica on 3 nodes.
-            es.cluster.health(index=INDEX, wait_for_status="green", timeout="120s")
-            replicas = es.indices.get_settings(index=INDEX)[INDEX]["settings"]["index"]["number_of_replicas"]
+            # The events (no time of their own) land in this month's index; made from the
+            # template before the fault so the victim can be chosen: one replica on 3 nodes.
+            month = CDX.index_for(PREFIX, {})
+            es.options(ignore_status=400).indices.create(index=month)
+            es.cluster.health(index=month, wait_for_status="green", timeout="120s")
+            replicas = es.indices.get_settings(index=month)[month]["settings"]["index"]["number_of_replicas"]
             assert replicas == "1"
-            (primary,) = [s["node"] for s in es.cat.shards(index=INDEX, format="json") if s["prirep"] == "p"]
+            (primary,) = [s["node"] for s in es.cat.shards(index=month, format="json") if s["prirep"] == "p"]
             master = es.cat.master(format="json")[0]["node"]
             killed = primary if role == "primary" else master
             victim = next(node for node in nodes if node_name(node.http_port) == killed)
