@@ -105,8 +105,9 @@ def bench_token(es_url: str) -> str:
 
 def run_steps(args, es: Elasticsearch, es_url: str, service: Service, token: str) -> list[dict]:
     data = Dataset(args.seed)
-    service_index, direct_index = f"{PREFIX}cdx", f"{DIRECT_PREFIX}cdx"
-    setup = phases.Setup(service.url, token, es, es_url, direct_index, data)
+    # Both sides keep the service's monthly layout: `<prefix>cdx-YYYY.MM`.
+    service_index, direct_index = f"{PREFIX}cdx*", f"{DIRECT_PREFIX}cdx*"
+    setup = phases.Setup(service.url, token, es, es_url, DIRECT_PREFIX, data)
     stored, results = 0, []
     for size in args.sizes:
         step = {"size": size, "rss": {}}
@@ -114,7 +115,7 @@ def run_steps(args, es: Elasticsearch, es_url: str, service: Service, token: str
         filling = size - stored - args.single_events - batch
         if filling > 0:
             log(f"[{size:,}] filling {filling:,} events into both indices (not measured)")
-            phases.fill(es, [service_index, direct_index], data, stored, filling)
+            phases.fill(es, [PREFIX, DIRECT_PREFIX], data, stored, filling)
             stored += filling
         log(f"[{size:,}] batch ingest: {batch:,} events per side")
         run = partial(phases.batch_ingest, setup, stored, batch, args.batch_rounds, args.batch_concurrency)
@@ -163,9 +164,11 @@ def same_documents(es: Elasticsearch, data: Dataset, left: str, right: str, stor
     """Both sides stored the very same documents (a sample across the whole range)."""
     for position in range(0, stored, max(1, stored // 7)):
         (event,) = data.events(position, 1)
-        a = es.get(index=left, id=event["uuid"])["_source"]
-        b = es.get(index=right, id=event["uuid"])["_source"]
-        if a != b:
+        sides = [
+            es.search(index=pattern, query={"ids": {"values": [event["uuid"]]}})["hits"]["hits"]
+            for pattern in (left, right)
+        ]
+        if any(len(hits) != 1 for hits in sides) or sides[0][0]["_source"] != sides[1][0]["_source"]:
             return False
     return True
 

@@ -34,7 +34,8 @@ class Setup:
     token: str
     es: Elasticsearch
     es_url: str
-    direct_index: str
+    #: Index prefix of the direct side: its events go to the same monthly layout as the service's.
+    direct_prefix: str
     data: Dataset
 
 
@@ -50,21 +51,29 @@ def ndjson(lines) -> bytes:
     return b"".join(orjson.dumps(line) + b"\n" for line in lines)
 
 
-def bulk_body(index: str, events: list[dict]) -> bytes:
+def monthly_index(prefix: str, event: dict) -> str:
+    """The index the service itself would choose for `event` (its month), under `prefix`."""
+    return CDX.index_for(prefix, event)
+
+
+def bulk_body(prefix: str, events: list[dict]) -> bytes:
     return ndjson(
         item
         for event in events
-        for item in ({"create": {"_index": index, "_id": event["uuid"]}}, document(event))
+        for item in (
+            {"create": {"_index": monthly_index(prefix, event), "_id": event["uuid"]}},
+            document(event),
+        )
     )
 
 
-def fill(es: Elasticsearch, indices: list[str], data: Dataset, start: int, count: int) -> None:
-    """Unmeasured: the same documents straight into every index, to reach the next step's size."""
+def fill(es: Elasticsearch, prefixes: list[str], data: Dataset, start: int, count: int) -> None:
+    """Unmeasured: the same documents straight into both sides, to reach the next step's size."""
 
     def one(offset: int) -> None:
         events = data.events(offset, min(5_000, start + count - offset))
-        for index in indices:
-            response = es.bulk(operations=bulk_body(index, events), request_timeout=300)
+        for prefix in prefixes:
+            response = es.bulk(operations=bulk_body(prefix, events), request_timeout=300)
             assert not response["errors"], "fill: some items failed"
 
     with ThreadPoolExecutor(2) as pool:
@@ -85,7 +94,7 @@ def batch_ingest(setup: Setup, start: int, count: int, rounds: int, concurrency:
             batches.append(events[at : at + size])
             at += size
         service_requests = [Request("POST", "/events", ndjson(batch), headers) for batch in batches]
-        direct_bodies = [bulk_body(setup.direct_index, batch) for batch in batches]
+        direct_bodies = [bulk_body(setup.direct_prefix, batch) for batch in batches]
         runs = {
             "service": partial(_service_batches, setup.service_url, service_requests, concurrency),
             "direct": partial(_direct_batches, setup.es, direct_bodies, concurrency),
@@ -125,7 +134,7 @@ def single_ingest(setup: Setup, start: int, count: int, rounds: int, clients: in
         direct_requests = [
             Request(
                 "PUT",
-                f"/{setup.direct_index}/_create/{e['uuid']}",
+                f"/{monthly_index(setup.direct_prefix, e)}/_create/{e['uuid']}",
                 orjson.dumps(document(e)),
                 {"Content-Type": "application/json"},
             )
