@@ -6,10 +6,6 @@ import os
 from dataclasses import dataclass, fields
 
 
-def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
 @dataclass(frozen=True)
 class Settings:
     #: ES_URL: the Elasticsearch node or cluster (comma-separated URLs allowed).

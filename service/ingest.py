@@ -6,7 +6,6 @@ stored only when Elasticsearch's bulk item says so; each item's outcome is repor
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -271,8 +270,3 @@ class Report:
                 for i in sorted(self.errors)
             ],
         }
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    """For tests and clients: the gzip form of a body."""
-    return gzip.compress(data)

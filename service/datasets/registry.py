@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 from ..engine.filters import Filter
-from ..engine.groups import AdminLevel, AgeRanges, DateBuckets, EntryKey, Group
+from ..engine.groups import AdminLevel, AgeRanges, DateBuckets, Group
 from .fields import FieldType, Nested, StoredObject, from_iso
 
 SORTABLE_TYPES = ("keyword", "long", "integer", "double", "date")
@@ -138,9 +138,6 @@ class Dataset:
 
     def group_for_admin_level(self) -> AdminLevel | None:
         return next((g for g in self.groups.values() if isinstance(g, AdminLevel)), None)
-
-    def entry_groups(self, nested_field: str) -> list[EntryKey]:
-        return [g for g in self.groups.values() if isinstance(g, EntryKey) and g.field == nested_field]
 
     # -- derived fields: computed on ingest for the groupings that need them ---------------
 

@@ -70,9 +70,6 @@ class MultiValue(fields.Field):
                 raise self.make_error("invalid", value=part) from exc
         return values
 
-    def _jsonschema_type_mapping(self):  # pragma: no cover - documentation only
-        return {"type": "string"}
-
 
 class SingleValue(fields.Field):
     """One typed value (a range bound): no lists, no `null`."""
