@@ -294,12 +294,12 @@ class EntryKey(Group):
         # An event without entries gets ABSENT too, so its null row is the same bucket as an
         # entry lacking the key (and sorts first, as composite missing buckets do).
         entries = event.get(self.field) or [{}]
-        return {
-            f"{self.field}_{self.name}": sorted({entry.get(self.name, ABSENT) for entry in entries}),
-            f"{self.field}_entry": sorted(
+        derived = {f"{self.field}_{self.name}": sorted({entry.get(self.name, ABSENT) for entry in entries})}
+        if self.name == self.entry_keys[0]:  # the whole-entry keyword is made once, by the first key
+            derived[f"{self.field}_entry"] = sorted(
                 {JOINER.join(entry.get(key, ABSENT) for key in self.entry_keys) for entry in entries}
-            ),
-        }
+            )
+        return derived
 
 
 @dataclass(frozen=True)
