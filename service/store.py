@@ -129,18 +129,24 @@ def search_events(
     return es.search(index=dataset.index_pattern(prefix), body=body)
 
 
+def _composite_page(es: Elasticsearch, dataset: Dataset, prefix: str, body: dict) -> tuple[dict, dict]:
+    """One search of a grouped query: (the answer, its composite aggregation)."""
+    response = es.search(index=dataset.index_pattern(prefix), body=body, filter_path=GROUP_FILTER_PATH)
+    # No index yet (nothing ingested) means no aggregation in the answer at all.
+    return response, response.get("aggregations", {}).get("groups", {"buckets": []})
+
+
 def group_events(
     es: Elasticsearch, dataset: Dataset, prefix: str, params: QueryParams, institutions=()
 ) -> tuple[int, dict]:
     """(events matching, every row folded): pages through the composite aggregation to the end."""
     acc, after, total = {}, None, None
     while True:
-        body = group_body(dataset, params, institutions, after)
-        response = es.search(index=dataset.index_pattern(prefix), body=body, filter_path=GROUP_FILTER_PATH)
+        response, aggregation = _composite_page(
+            es, dataset, prefix, group_body(dataset, params, institutions, after)
+        )
         if total is None:
             total = shape.total(response)
-        # No index yet (nothing ingested) means no aggregation in the answer at all.
-        aggregation = response.get("aggregations", {}).get("groups", {"buckets": []})
         shape.add_buckets(params, aggregation["buckets"], acc)
         after = aggregation.get("after_key")
         if after is None or len(aggregation["buckets"]) < COMPOSITE_PAGE:
@@ -158,8 +164,7 @@ def group_page(
 ) -> tuple[int, dict, dict | None]:
     """One page of `size` rows from `after` on: (events matching, rows folded, next after key)."""
     body = group_body(dataset, params, institutions, after, size=size, count=True)
-    response = es.search(index=dataset.index_pattern(prefix), body=body, filter_path=GROUP_FILTER_PATH)
-    aggregation = response.get("aggregations", {}).get("groups", {"buckets": []})
+    response, aggregation = _composite_page(es, dataset, prefix, body)
     acc = shape.add_buckets(params, aggregation["buckets"], {})
     more = len(aggregation["buckets"]) == size and aggregation.get("after_key") is not None
     return shape.total(response), acc, aggregation["after_key"] if more else None

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from .. import store
 from ..auth import require
 from ..datasets.cdx import CDX
 from ..engine.params import export_schema, query_schema
-from ..errors import ApiError
 from .requests import (
     batch_response,
-    es,
+    event_or_404,
     export,
     ingest,
-    institutions_of_token,
     json_body,
     load_query,
     refresh_param,
     run_query,
-    settings,
 )
 from .smorest import EVENT, EXPORT_RESPONSES, INGEST_PARAMETERS, Blueprint, IngestReport, QueryResult
 
@@ -104,7 +100,4 @@ def export_events(params):
 @blp.alt_response(200, schema=EVENT, description="the event (without pii)")
 @require("query")
 def get_event(event_id):
-    event = store.get_event(es(), CDX, settings().index_prefix, event_id, institutions_of_token(CDX))
-    if event is None:
-        raise ApiError(404, "not_found", f"No event with uuid '{event_id}'.")
-    return jsonify(event)
+    return event_or_404(CDX, event_id, f"uuid '{event_id}'")

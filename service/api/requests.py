@@ -56,6 +56,14 @@ def institutions_of_token(dataset: Dataset) -> tuple[int, ...]:
     return token.institutions
 
 
+def event_or_404(dataset: Dataset, event_id, label: str):
+    """The one event a token may see, as JSON, or a 404 naming it."""
+    event = store.get_event(es(), dataset, settings().index_prefix, event_id, institutions_of_token(dataset))
+    if event is None:
+        raise ApiError(404, "not_found", f"No event with {label}.")
+    return jsonify(event)
+
+
 def page_size_of(params: QueryParams) -> int:
     page_size = settings().default_page_size if params.page_size is None else params.page_size
     if page_size > settings().max_page_size:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from .. import store
 from ..auth import require
 from ..datasets.roundware import ROUNDWARE
 from ..engine.params import export_schema, query_schema
@@ -12,13 +11,11 @@ from ..errors import ApiError
 from ..ingest import CREATED
 from .requests import (
     batch_response,
-    es,
+    event_or_404,
     export,
     ingest,
-    institutions_of_token,
     refresh_param,
     run_query,
-    settings,
 )
 from .smorest import EVENT, EVENTS, EXPORT_RESPONSES, INGEST_PARAMETERS, Blueprint, IngestReport, QueryResult
 
@@ -91,9 +88,4 @@ def export_events(params):
 @blp.alt_response(200, schema=EVENT, description="the event")
 @require("query")
 def get_event(event_id):
-    event = store.get_event(
-        es(), ROUNDWARE, settings().index_prefix, event_id, institutions_of_token(ROUNDWARE)
-    )
-    if event is None:
-        raise ApiError(404, "not_found", f"No event with id {event_id}.")
-    return jsonify(event)
+    return event_or_404(ROUNDWARE, event_id, f"id {event_id}")
