@@ -33,6 +33,9 @@ class Settings:
     #: GROUP_COMMIT_MAX_EVENTS: requests of at most this many events that need no refresh
     #: share one `_bulk` with the worker's concurrent ones (0: every request sends its own).
     group_commit_max_events: int = 100
+    #: GROUPED_CACHE_ROWS: grouped rows a worker remembers, keyed by query and Elasticsearch's
+    #: answer, so a repeated query is not shaped again (0: remember none).
+    grouped_cache_rows: int = 50_000
     #: RETRY_AFTER_SECONDS: the `Retry-After` sent with 429 and 503.
     retry_after_seconds: int = 5
     #: LOG_LEVEL: level of the service's JSON log lines (one per request at `info`).

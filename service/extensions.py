@@ -14,6 +14,7 @@ from .config import Settings
 from .group_commit import GroupCommitter
 from .ids import IdGenerator
 from .observability import InstrumentedElasticsearch
+from .rows_cache import RowsCache
 
 
 def make_client(settings: Settings) -> Elasticsearch:
@@ -40,6 +41,7 @@ def init_app(app: Flask, settings: Settings, es: Elasticsearch | None = None) ->
     app.extensions["es"] = es
     app.extensions["tokens"] = TokenStore(es, f"{settings.index_prefix}tokens", settings.token_cache_seconds)
     app.extensions["ids"] = IdGenerator(es, f"{settings.index_prefix}id-leases")
+    app.extensions["rows_cache"] = RowsCache(settings.grouped_cache_rows)
     app.extensions["group_commit"] = (
         GroupCommitter(partial(store.bulk_items, es), settings.group_commit_max_events)
         if settings.group_commit_max_events > 0

@@ -133,24 +133,25 @@ def _composite_page(es: Elasticsearch, dataset: Dataset, prefix: str, body: dict
     """One search of a grouped query: (the answer, its composite aggregation)."""
     response = es.search(index=dataset.index_pattern(prefix), body=body, filter_path=GROUP_FILTER_PATH)
     # No index yet (nothing ingested) means no aggregation in the answer at all.
-    return response, response.get("aggregations", {}).get("groups", {"buckets": []})
+    aggregation = response.get("aggregations", {}).get("groups", {})
+    return response, {"buckets": shape.buckets_of(aggregation), "after_key": aggregation.get("after_key")}
 
 
 def group_events(
     es: Elasticsearch, dataset: Dataset, prefix: str, params: QueryParams, institutions=()
-) -> tuple[int, dict]:
-    """(events matching, every row folded): pages through the composite aggregation to the end."""
-    acc, after, total = {}, None, None
+) -> tuple[int, list[list[dict]]]:
+    """(events matching, every page of buckets): pages through the composite aggregation to the end."""
+    pages, after, total = [], None, None
     while True:
         response, aggregation = _composite_page(
             es, dataset, prefix, group_body(dataset, params, institutions, after)
         )
         if total is None:
             total = shape.total(response)
-        shape.add_buckets(params, aggregation["buckets"], acc)
-        after = aggregation.get("after_key")
+        pages.append(aggregation["buckets"])
+        after = aggregation["after_key"]
         if after is None or len(aggregation["buckets"]) < COMPOSITE_PAGE:
-            return total, acc
+            return total, pages
 
 
 def group_page(
@@ -166,7 +167,7 @@ def group_page(
     body = group_body(dataset, params, institutions, after, size=size, count=True)
     response, aggregation = _composite_page(es, dataset, prefix, body)
     acc = shape.add_buckets(params, aggregation["buckets"], {})
-    more = len(aggregation["buckets"]) == size and aggregation.get("after_key") is not None
+    more = len(aggregation["buckets"]) == size and aggregation["after_key"] is not None
     return shape.total(response), acc, aggregation["after_key"] if more else None
 
 

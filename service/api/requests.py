@@ -7,6 +7,7 @@ stays a few lines long.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 from flask import Response, current_app, g, jsonify, request, stream_with_context
 from marshmallow import Schema, ValidationError
@@ -17,6 +18,7 @@ from ..engine import shape
 from ..engine.params import RESULT_WINDOW, QueryParams
 from ..errors import CODES, ApiError, arguments_error, validation_error
 from ..ingest import Batch, Report, decode_body, parse_events
+from ..rows_cache import digest
 
 
 def settings():
@@ -137,14 +139,23 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
         rows = shape.rows(params, acc)
         cursor = shape.encode_cursor(after, fingerprint) if after else None
         return {"total_count": total, "events": rows, "exact": True, "next_cursor": cursor}
-    total, acc = store.group_events(es(), dataset, prefix, params, institutions)
+    total, pages = store.group_events(es(), dataset, prefix, params, institutions)
     if params.page_size == 0:
         return {"total_count": total, "events": [], "exact": True}
     try:
-        rows = shape.rows(params, acc, shape.date_bounds(dataset, params))
+        rows = current_app.extensions["rows_cache"].rows(
+            (dataset.name, repr(params), digest(pages)), partial(shaped_rows, dataset, params, pages)
+        )
     except ValueError as exc:
         raise validation_error(str(exc), {"fields": {"fill": [str(exc)]}}) from exc
     return {"total_count": total, "events": rows, "exact": True}
+
+
+def shaped_rows(dataset: Dataset, params: QueryParams, pages: list[list[dict]]) -> list[dict]:
+    acc = {}
+    for buckets in pages:
+        shape.add_buckets(params, buckets, acc)
+    return shape.rows(params, acc, shape.date_bounds(dataset, params))
 
 
 def read_cursor(params: QueryParams, fingerprint: str):

@@ -43,6 +43,15 @@ class Group:
     def source(self, options: BucketOptions) -> dict:
         return {"terms": {"field": self.field, "missing_bucket": True}}
 
+    def bucket_aggregation(self, options: BucketOptions) -> dict | None:
+        """An aggregation nested under each composite bucket, for a grouping a composite source
+        cannot express; None when the grouping is a composite source."""
+        return None
+
+    def bucket_rows(self, key: str) -> dict:
+        """The partial row of one bucket of `bucket_aggregation`."""
+        raise NotImplementedError
+
     @property
     def keys(self) -> tuple[str, ...]:
         return (self.key,)
@@ -208,31 +217,34 @@ def es_zone(zone: str) -> str:
 
 @dataclass(frozen=True)
 class AgeRanges(Group):
-    """Requested `[from, to)` ranges; the source groups by exact value and rows sum into ranges.
+    """Exact ages, or requested `[from, to)` ranges counted by a `range` aggregation.
 
-    Grouping by the exact value (a few hundred at most) keeps one composite for every group
-    and lets ranges overlap; an event outside every range is left out of the rows.
+    Composite sources cannot express ranges (which may overlap), so ranges are a `range`
+    aggregation under each composite bucket: Elasticsearch returns one bucket per range rather
+    than one per exact age, and each row's count and statistics come from one bucket. An event
+    outside every range is left out of the rows.
     """
 
     ranges: tuple[tuple[int | None, int | None], ...] = ()
 
     def with_ranges(self, ranges) -> AgeRanges:
-        return replace(self, ranges=tuple(ranges))
+        return replace(self, ranges=tuple(dict.fromkeys(ranges)))
 
     @property
     def one_row_per_bucket(self) -> bool:
         return not self.ranges
 
-    def rows(self, raw, options: BucketOptions) -> list[dict]:
+    def bucket_aggregation(self, options: BucketOptions) -> dict | None:
         if not self.ranges:
-            return [{self.key: raw}]
-        if raw is None:
-            return []
-        return [
-            {self.key: [low, high]}
-            for low, high in self.ranges
-            if (low is None or raw >= low) and (high is None or raw < high)
-        ]
+            return None
+        ranges = []
+        for index, (low, high) in enumerate(self.ranges):
+            bounds = {"from": low, "to": high}
+            ranges.append({"key": str(index)} | {end: at for end, at in bounds.items() if at is not None})
+        return {"range": {"field": self.field, "ranges": ranges}}
+
+    def bucket_rows(self, key: str) -> dict:
+        return {self.key: list(self.ranges[int(key)])}
 
     def sort_key(self, key: str, value):
         if self.ranges and value is not None:

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 from datetime import timedelta
+from operator import getitem
 
 from ..datasets.fields import from_iso
 from ..datasets.registry import Dataset
@@ -22,29 +23,72 @@ def total(response: dict) -> int:
     return response["hits"]["total"]["value"]
 
 
-def add_buckets(params: QueryParams, buckets: list[dict], acc: dict) -> dict:
-    """Fold composite buckets into `acc` (row key tuple → {"count", "stats"}).
+def buckets_of(aggregation: dict) -> list[dict]:
+    """The buckets of a grouped answer: composite buckets, or the one `filter` bucket holding
+    every event when every group is nested (see `translate.group_body`)."""
+    if "buckets" in aggregation or "doc_count" not in aggregation:
+        return aggregation.get("buckets", [])
+    return [{**aggregation, "key": {}}]
 
-    One bucket may stand for several rows (overlapping age ranges) or none (an age outside
-    every range); buckets folding into the same row add up, and so do their statistics.
+
+def row_names(params: QueryParams) -> tuple[str, ...]:
+    """The keys of a grouped row, in `group_by` order; `add_buckets` keys rows by their values."""
+    return tuple(key for group in params.groups for key in group.keys)
+
+
+def add_buckets(params: QueryParams, buckets: list[dict], acc: dict) -> dict:
+    """Fold buckets into `acc`: row key values (in `row_names` order) → {"count", "stats"}.
+
+    A composite bucket stands for one row per bucket of its nested aggregations (age ranges),
+    and a source value may stand for several rows or none; rows meeting the same key add up,
+    and so do their statistics.
     """
     options = params.bucket_options
+    nested = [(i, g) for i, g in enumerate(params.groups) if g.bucket_aggregation(options) is not None]
+    sources = [(i, g, f"g{i}") for i, g in enumerate(params.groups) if (i, g) not in nested]
+    # Many buckets share a value (a week, a gender): each value is formatted once.
+    formatted: dict[tuple, list[tuple]] = {}
+    parts: list = [None] * len(params.groups)
     for bucket in buckets:
-        partials = [group.rows(bucket["key"][f"g{i}"], options) for i, group in enumerate(params.groups)]
-        for combination in itertools.product(*partials):
-            row = {}
-            for partial in combination:
-                row.update(partial)
-            key = tuple((name, _hashable(value)) for name, value in row.items())
-            entry = acc.setdefault(key, {"count": 0, "stats": {}})
-            entry["count"] += bucket["doc_count"]
-            for name in params.stats:
-                entry["stats"][name] = merge_stats(entry["stats"].get(name), read_stats(bucket, name))
+        for i, group, name in sources:
+            raw = bucket["key"][name]
+            part = formatted.get((i, raw))
+            if part is None:
+                part = formatted[(i, raw)] = [_values(row) for row in group.rows(raw, options)]
+            parts[i] = part
+        for chosen, leaf in _leaves(bucket, nested, (), formatted):
+            for i, values in chosen:
+                parts[i] = [values]
+            for combination in itertools.product(*parts):
+                _add_row(acc, sum(combination, ()), leaf, params.stats)
     return acc
 
 
-def _hashable(value):
-    return tuple(value) if isinstance(value, list) else value
+def _values(partial: dict) -> tuple:
+    return tuple(tuple(value) if isinstance(value, list) else value for value in partial.values())
+
+
+def _leaves(bucket: dict, nested: list, chosen: tuple, formatted: dict):
+    """(the nested groups' key values, the innermost bucket) for every non-empty leaf."""
+    if not nested:
+        yield chosen, bucket
+        return
+    (i, group), rest = nested[0], nested[1:]
+    for sub in bucket[f"g{i}"]["buckets"]:
+        if sub["doc_count"]:
+            values = formatted.get((i, sub["key"]))
+            if values is None:
+                values = formatted[(i, sub["key"])] = _values(group.bucket_rows(sub["key"]))
+            yield from _leaves(sub, rest, (*chosen, (i, values)), formatted)
+
+
+def _add_row(acc: dict, key: tuple, bucket: dict, stats: tuple) -> None:
+    entry = acc.get(key)
+    if entry is None:
+        entry = acc[key] = {"count": 0, "stats": {}}
+    entry["count"] += bucket["doc_count"]
+    for name in stats:
+        entry["stats"][name] = merge_stats(entry["stats"].get(name), read_stats(bucket, name))
 
 
 def read_stats(aggregations: dict, name: str) -> dict:
@@ -84,21 +128,37 @@ def rows(params: QueryParams, acc: dict, bounds: dict | None = None) -> list[dic
     count), else by the keys in bucket order (nulls first)."""
     if params.fill == "zero":
         acc = zero_fill(params, acc, bounds or {})
+    names = row_names(params)
+    groups = [group for group in params.groups for _ in group.keys]
+    columns = list(zip(*acc, strict=True)) or [()] * len(names)
+    # Each distinct value's sort key is computed once, not once per row.
+    sort_keys = [
+        {value: group.sort_key(name, value) for value in set(column)}
+        for name, group, column in zip(names, groups, columns, strict=True)
+    ]
+    entries = list(acc.items())
+    if not params.order:  # by every key, ascending: one pass
+        entries.sort(key=lambda item: tuple(map(getitem, sort_keys, item[0])))
+    for name, descending in reversed(params.order):
+        if name == "count":
+            entries.sort(key=lambda item: item[1]["count"], reverse=descending)
+        else:
+            at = names.index(name)
+            entries.sort(key=lambda item, at=at: sort_keys[at][item[0][at]], reverse=descending)
+    # Age ranges are tuples in keys (hashable) and lists in rows.
+    listed = [
+        name for name, column in zip(names, columns, strict=True) if any(type(v) is tuple for v in column)
+    ]
     result = []
-    for key, entry in acc.items():
-        row = {name: list(value) if isinstance(value, tuple) else value for name, value in key}
+    for key, entry in entries:
+        row = dict(zip(names, key, strict=True))
+        for name in listed:
+            if row[name] is not None:
+                row[name] = list(row[name])
         row["count"] = entry["count"]
         if params.stats:
             row["stats"] = {name: entry["stats"].get(name) for name in params.stats}
         result.append(row)
-    sort_keys = {key: group for group in params.groups for key in group.keys}
-    order = list(params.order) or [(key, False) for key in sort_keys]
-    for name, descending in reversed(order):
-        if name == "count":
-            result.sort(key=lambda row: row["count"], reverse=descending)
-        else:
-            group = sort_keys[name]
-            result.sort(key=lambda row, n=name, g=group: g.sort_key(n, row[n]), reverse=descending)
     return result
 
 
@@ -108,12 +168,14 @@ MAX_FILLED_ROWS = 200_000
 
 def zero_fill(params: QueryParams, acc: dict, bounds: dict) -> dict:
     """`acc` plus a count-0 entry for every combination of the groups' domains not yet in it."""
-    observed = [dict(key) for key in acc]
+    names = row_names(params)
+    observed = [dict(zip(names, key, strict=True)) for key in acc]
     options = params.bucket_options
     domains = []
     for group in params.groups:
         seen = [{name: row[name] for name in group.keys} for row in observed]
-        domains.append(group.domain_rows(seen, bounds.get(group.field, (None, None)), options))
+        domain = group.domain_rows(seen, bounds.get(group.field, (None, None)), options)
+        domains.append([_values(row) for row in domain])
     size = 1
     for domain in domains:
         size *= max(1, len(domain))
@@ -121,11 +183,7 @@ def zero_fill(params: QueryParams, acc: dict, bounds: dict) -> dict:
         raise ValueError(f"fill=zero would make {size} rows (at most {MAX_FILLED_ROWS}); narrow the filters")
     filled = dict(acc)
     for combination in itertools.product(*domains):
-        row = {}
-        for partial in combination:
-            row.update(partial)
-        key = tuple((name, _hashable(value)) for name, value in row.items())
-        filled.setdefault(key, {"count": 0, "stats": {}})
+        filled.setdefault(sum(combination, ()), {"count": 0, "stats": {}})
     return filled
 
 

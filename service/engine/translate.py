@@ -12,7 +12,7 @@ from .params import QueryParams
 #: Buckets fetched per composite page: large pages mean few round trips for big groupings.
 COMPOSITE_PAGE = 5000
 #: What shaping reads of a grouped answer: Elasticsearch writes, and we parse, nothing else.
-GROUP_FILTER_PATH = "hits.total,aggregations.groups.after_key,aggregations.groups.buckets"
+GROUP_FILTER_PATH = "hits.total,aggregations.groups"
 
 
 def filter_query(dataset: Dataset, filters: dict, institutions=()) -> dict:
@@ -89,16 +89,28 @@ def group_body(
 ) -> dict:
     """One page of a composite aggregation over every requested group.
 
+    Groups a composite source cannot express (age ranges) are aggregations nested under each
+    composite bucket; with no composite source left, one `filter` bucket holds every event.
     The events are counted on the first page only, unless `count` says otherwise.
     """
     options = params.bucket_options
-    sources = [{f"g{i}": group.source(options)} for i, group in enumerate(params.groups)]
-    composite = {"size": size, "sources": sources}
-    if after is not None:
-        composite["after"] = after
-    aggregation = {"composite": composite}
-    if params.stats:
-        aggregation["aggs"] = stats_aggs(params.stats)
+    inner = stats_aggs(params.stats) if params.stats else {}
+    sources = []
+    for i, group in reversed(list(enumerate(params.groups))):
+        nested = group.bucket_aggregation(options)
+        if nested is None:
+            sources.insert(0, {f"g{i}": group.source(options)})
+        else:
+            inner = {f"g{i}": {**nested, "aggs": inner} if inner else nested}
+    if sources:
+        composite = {"size": size, "sources": sources}
+        if after is not None:
+            composite["after"] = after
+        aggregation = {"composite": composite}
+    else:
+        aggregation = {"filter": {"match_all": {}}}
+    if inner:
+        aggregation["aggs"] = inner
     return {
         "query": filter_query(dataset, params.filters, institutions),
         "size": 0,

@@ -114,6 +114,31 @@ def test_stats_per_row_and_for_the_whole_result(client, tokens):
     assert client.get("/events?stats=gender", headers=auth(tokens["query"])).status_code == 400
 
 
+def test_overlapping_age_ranges_with_stats_and_zero_fill(client, tokens):
+    ranges = [[0, 10], [5, 15], [60, None]]
+    body = {"group_by": ["institution", {"age": ranges}], "stats": "age", "fill": "zero"}
+    response = client.post("/events/query", json=body, headers=auth(tokens["query"]))
+    assert response.status_code == 200, response.json
+    rows = response.json["events"]
+    assert len(rows) == 3 * len(ranges)  # institutions 1-3 crossed with every range, no age reaches 60
+    for row in rows:
+        low, high = row["age"]
+        ages = [
+            e["age"]
+            for e in EVENTS
+            if e["institution_id"] == row["institution"]
+            and low <= e["age"]
+            and (high is None or e["age"] < high)
+        ]
+        assert row["count"] == len(ages)
+        stats = row["stats"]["age"]
+        if ages:
+            assert (stats["count"], stats["min"], stats["max"]) == (len(ages), min(ages), max(ages))
+            assert min(ages) <= stats["percentiles"]["50"] <= max(ages)
+        else:
+            assert stats is None
+
+
 def test_small_counts_are_suppressed_per_request(client, tokens):
     result = get(client, tokens, "group_by=age&max_age=2&min_count=9&institution=1")
     counts = {}

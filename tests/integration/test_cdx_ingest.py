@@ -241,3 +241,26 @@ def test_large_batches_are_stored_in_slices_each_reported(client, tokens, monkey
     calls.append(0)  # so the next call, the first slice's, is the second
     response = post(client, tokens, [{"uuid": f"none-{n}"} for n in range(BULK_EVENTS + 5)])
     assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+
+
+def test_repeated_grouped_query_sees_new_events(client, tokens):
+    """Grouped rows are remembered per worker, but keyed by Elasticsearch's answer: never stale."""
+    query = {"group_by": ["gender", {"age": [[0, 18], [18, None]]}]}
+
+    def rows():
+        response = client.post("/events/query", json=query, headers=auth(tokens["query"]))
+        assert response.status_code == 200, response.json
+        return response.json["events"]
+
+    post(client, tokens, [{"gender": "female", "age": 31}, {"gender": "male", "age": 4}])
+    first = rows()
+    assert (
+        rows()
+        == first
+        == [
+            {"gender": "female", "age": [18, None], "count": 1},
+            {"gender": "male", "age": [0, 18], "count": 1},
+        ]
+    )
+    post(client, tokens, {"gender": "female", "age": 40})
+    assert rows()[0] == {"gender": "female", "age": [18, None], "count": 2}

@@ -181,12 +181,44 @@ def test_rows_from_buckets_iso_week_and_nulls():
     ]
 
 
-def test_age_ranges_sum_exact_ages_and_drop_the_rest():
-    params = Schema().load({"group_by": {"age": [[0, 10], [5, 15]]}})
-    counts = shape.add_buckets(
-        params, [bucket(1, g0=3), bucket(2, g0=7), bucket(4, g0=40), bucket(8, g0=None)], {}
-    )
-    assert shape.rows(params, counts) == [{"age": [0, 10], "count": 3}, {"age": [5, 15], "count": 2}]
+def ranges_of(*counts, **sub):
+    """A `range` aggregation's answer: one bucket per requested range, in request order."""
+    return {"buckets": [{"key": str(i), "doc_count": n, **sub} for i, n in enumerate(counts)]}
+
+
+def test_age_ranges_nest_a_range_aggregation_under_the_composite():
+    params = Schema().load({"group_by": ["gender", {"age": [[0, 5], [65, None], [0, 5]]}], "stats": "age"})
+    groups = group_body(CDX, params)["aggs"]["groups"]
+    assert groups["composite"]["sources"] == [{"g0": {"terms": {"field": "gender", "missing_bucket": True}}}]
+    nested = groups["aggs"]["g1"]
+    assert nested["range"] == {
+        "field": "age",
+        "ranges": [{"key": "0", "from": 0, "to": 5}, {"key": "1", "from": 65}],  # duplicates dropped
+    }
+    assert set(nested["aggs"]) == {"stats:age", "percentiles:age"}
+
+
+def test_age_ranges_alone_are_one_filter_bucket():
+    params = Schema().load({"group_by": {"age": [[0, 10]]}})
+    groups = group_body(CDX, params)["aggs"]["groups"]
+    assert groups["filter"] == {"match_all": {}}
+    assert groups["aggs"]["g0"]["range"]["ranges"] == [{"key": "0", "from": 0, "to": 10}]
+
+
+def test_age_range_rows_come_from_range_buckets_and_empty_ones_are_dropped():
+    params = Schema().load({"group_by": ["gender", {"age": [[0, 10], [5, 15], [70, None]]}]})
+    buckets = [
+        {**bucket(9, g0="f"), "g1": ranges_of(3, 2, 0)},
+        {**bucket(1, g0="m"), "g1": ranges_of(0, 1, 0)},
+    ]
+    assert shape.rows(params, shape.add_buckets(params, buckets, {})) == [
+        {"gender": "f", "age": [0, 10], "count": 3},
+        {"gender": "f", "age": [5, 15], "count": 2},
+        {"gender": "m", "age": [5, 15], "count": 1},
+    ]
+    alone = Schema().load({"group_by": {"age": [[0, 10]]}})
+    (single,) = shape.buckets_of({"doc_count": 4, "g0": ranges_of(4)})
+    assert shape.rows(alone, shape.add_buckets(alone, [single], {})) == [{"age": [0, 10], "count": 4}]
 
 
 def test_entry_rows_split_and_absent_keys_are_null():
@@ -272,10 +304,10 @@ def stats_bucket(count, total, low, high, **keys):
 
 
 def test_stats_merge_exactly_when_rows_fold():
-    params = Schema().load({"group_by": {"age": [[0, 100]]}, "stats": "age"})
-    counts = shape.add_buckets(
-        params, [stats_bucket(2, 10, 5, 5, g0=5), stats_bucket(1, 30, 30, 30, g0=30)], {}
-    )
+    params = Schema().load({"group_by": "condition", "stats": "age"})
+    entry = JOINER.join(["mtb", ABSENT])
+    counts = shape.add_buckets(params, [stats_bucket(2, 10, 5, 5, g0=entry)], {})
+    counts = shape.add_buckets(params, [stats_bucket(1, 30, 30, 30, g0=entry)], counts)
     (row,) = shape.rows(params, counts)
     assert row["stats"]["age"] == {
         "count": 3,
@@ -285,6 +317,14 @@ def test_stats_merge_exactly_when_rows_fold():
         "avg": 40 / 3,
         "percentiles": {"50": None},
     }
+
+
+def test_age_range_rows_keep_their_own_percentiles():
+    params = Schema().load({"group_by": {"age": [[0, 100]]}, "stats": "age"})
+    inner = stats_bucket(3, 40, 5, 30)
+    (single,) = shape.buckets_of({"doc_count": 3, "g0": {"buckets": [{**inner, "key": "0"}]}})
+    (row,) = shape.rows(params, shape.add_buckets(params, [single], {}))
+    assert row["stats"]["age"]["percentiles"] == {"50": 17.5}
 
 
 def test_small_counts_are_hidden_and_the_hidden_total_reported():

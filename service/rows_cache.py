@@ -1,0 +1,54 @@
+"""A worker's memory of shaped grouped answers, keyed by the query and by the answer itself.
+
+Dashboards repeat the same grouped queries all day. Elasticsearch answers a repeat from its
+request cache, but turning thousands of buckets into rows costs the worker more than that. Rows
+are a pure function of the query and of Elasticsearch's answer, so keyed by both (the answer by
+a digest of its buckets) a remembered copy is never stale: new data makes a new answer, hence a
+new key, and unused entries age out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from threading import Lock
+
+import orjson
+
+
+def digest(answer) -> bytes:
+    """Identifies an answer by its content (orjson keeps the order Elasticsearch wrote)."""
+    return hashlib.blake2b(orjson.dumps(answer), digest_size=16).digest()
+
+
+class RowsCache:
+    """Least recently used answers, holding at most `max_rows` rows in all (0: remember none)."""
+
+    def __init__(self, max_rows: int):
+        self.max_rows = max_rows
+        self._entries: OrderedDict[tuple, list] = OrderedDict()
+        self._rows = 0
+        self._lock = Lock()
+
+    def rows(self, key: tuple, make: Callable[[], list]) -> list:
+        """The rows remembered under `key`, else `make()`'s (remembered if they fit).
+
+        The rows are shared between requests: callers must not change them.
+        """
+        with self._lock:
+            rows = self._entries.get(key)
+            if rows is not None:
+                self._entries.move_to_end(key)
+                return rows
+        rows = make()
+        # One answer may take a quarter of the room, so a few dashboards' queries fit together.
+        if len(rows) <= self.max_rows // 4:
+            with self._lock:
+                if key not in self._entries:
+                    self._entries[key] = rows
+                    self._rows += len(rows)
+                while self._rows > self.max_rows:
+                    _, old = self._entries.popitem(last=False)
+                    self._rows -= len(old)
+        return rows
