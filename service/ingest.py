@@ -118,18 +118,24 @@ class EventLoader:
 
     def __init__(self, dataset: Dataset):
         self.schema = ingest_schema(dataset)
-        self.fields = {f.name: f for f in dataset.fields if not f.server_side}
-        self.required = tuple(name for name, f in self.fields.items() if f.required)
+        fields = {f.name: f for f in dataset.fields if not f.server_side}
+        self.required = tuple(name for name, f in fields.items() if f.required)
+        #: Field name → its type's check, looked up once per value (this runs for every event).
+        self.accepts = {name: f.type.accepts for name, f in fields.items()}
 
     def load(self, item: dict) -> dict:
         return item if self.plainly_valid(item) else self.schema.load(item)
 
     def plainly_valid(self, item: dict) -> bool:
-        if any(item.get(name) is None for name in self.required):
-            return False
+        for name in self.required:
+            if item.get(name) is None:
+                return False
+        accepts = self.accepts
         for name, value in item.items():
-            spec = self.fields.get(name)
-            if spec is None or not (spec.type.accepts(value) if value is not None else not spec.required):
+            check = accepts.get(name)
+            if check is None or (value is None and name in self.required):
+                return False
+            if value is not None and not check(value):
                 return False
         return True
 
@@ -198,9 +204,12 @@ def bulk_body(operations: list[tuple[str, object, dict]]) -> bytes:
     `create` makes Elasticsearch refuse a repeated id, so a retry never duplicates. Encoded
     here with orjson: the client's own serializer would use the much slower standard library.
     """
-    lines = []
+    lines, heads = [], {}
     for index, doc_id, document in operations:
-        lines.append(orjson.dumps({"create": {"_index": index, "_id": str(doc_id)}}))
+        head = heads.get(index)
+        if head is None:  # the action line up to the id is the same for a whole index
+            head = heads[index] = b'{"create":{"_index":' + orjson.dumps(index) + b',"_id":'
+        lines.append(head + orjson.dumps(str(doc_id)) + b"}}")
         lines.append(orjson.dumps(document))
     lines.append(b"")
     return b"\n".join(lines)

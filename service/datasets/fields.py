@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import orjson
 from marshmallow import ValidationError, fields, validate
@@ -38,8 +39,6 @@ class IsoDateTime(fields.String):
 
 def from_iso(text: str):
     """Parse an ISO 8601 datetime; a value without an offset is UTC."""
-    from datetime import UTC, datetime
-
     parsed = datetime.fromisoformat(text.replace("z", "Z"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

@@ -173,11 +173,14 @@ class Dataset:
     # -- monthly indices: `<prefix><name>-YYYY.MM`, all matched by the template's pattern ------
 
     def index_name(self, prefix: str, when: datetime) -> str:
-        return f"{prefix}{self.name}-{when.astimezone(UTC):%Y.%m}"
+        utc = when.astimezone(UTC)
+        return f"{prefix}{self.name}-{utc.year:04d}.{utc.month:02d}"
 
     def index_for(self, prefix: str, document: dict) -> str:
         """The monthly index of a document, from its first present partition field."""
         value = next((document[f] for f in self.partition_fields if document.get(f)), None)
+        if value and _written_in_utc(value):  # most are: the month is in the text (no parsing)
+            return f"{prefix}{self.name}-{value[:4]}.{value[5:7]}"
         return self.index_name(prefix, from_iso(value) if value else datetime.now(UTC))
 
     def index_pattern(self, prefix: str) -> str:
@@ -187,6 +190,12 @@ class Dataset:
         """(year, month) of one of this dataset's monthly indices; None for any other name."""
         found = re.fullmatch(re.escape(f"{prefix}{self.name}-") + r"(\d{4})\.(\d{2})", index)
         return (int(found[1]), int(found[2])) if found else None
+
+
+def _written_in_utc(text: str) -> bool:
+    """Whether a validated ISO 8601 text is in UTC: a `Z`, a zero offset, or no offset at all."""
+    clock = text[10:]
+    return clock.endswith(("Z", "z", "+00:00", "+0000")) or ("+" not in clock and "-" not in clock)
 
 
 def _keyword():

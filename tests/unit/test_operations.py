@@ -23,6 +23,10 @@ NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
         ({"start_time": "2024-03-01T01:00:00+02:00"}, "p-cdx-2024.02"),  # the UTC month
         ({"start_time": "2024-12-31T23:30:00"}, "p-cdx-2024.12"),  # no offset: UTC
         ({"start_time": None, "created_at": "2025-07-04"}, "p-cdx-2025.07"),
+        ({"start_time": "2024-01-31T23:30-02:00"}, "p-cdx-2024.02"),
+        ({"start_time": "2024-01-31T23:30:00.5-00:00"}, "p-cdx-2024.01"),
+        ({"start_time": "2024-05-01T00:00:00+0000"}, "p-cdx-2024.05"),
+        ({"start_time": "2024-05-01T00:00:00.123z"}, "p-cdx-2024.05"),
     ],
 )
 def test_cdx_events_land_in_the_month_of_their_own_time(document, index):
