@@ -155,7 +155,7 @@ def run_queries(args, es, es_url, service, token, index, rss_by_phase) -> dict:
 
 
 def compare_all(runner: phases.QueryRunner, args, mode: str, figures: dict) -> None:
-    for name, spec in phases.QUERIES.items():
+    for name, spec in phases.COMPARED.items():
         log(f"  queries: {name}, request {mode}")
         figures[(name, mode)] = runner.compare(spec, args.query_runs)
 

@@ -12,6 +12,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from functools import partial
 
 import orjson
@@ -173,6 +174,18 @@ QUERIES = {
         "group_by": ["gender", "result", "week(start_time)", {"age": AGE_RANGES}],
     },
 }
+GROUPED_SINCE = date(2025, 1, 1)
+
+
+def new_grouped(number: int) -> dict:
+    """The grouped query, made new for each run (its lower bound moves a day per run), so
+    neither Elasticsearch's request cache nor the service's cache of shaped rows can answer it."""
+    since = GROUPED_SINCE + timedelta(days=number)
+    return {**QUERIES["grouped"], "since": since.isoformat()}
+
+
+#: Queries compared side by side: a fixed body, or one made for each run.
+COMPARED = {**QUERIES, "grouped, new each run": new_grouped}
 CdxQuery = query_schema(CDX)
 
 
@@ -217,15 +230,20 @@ class QueryRunner:
             if after is None or len(groups.get("buckets", [])) < translate.COMPOSITE_PAGE:
                 return total
 
-    def compare(self, spec: dict, runs: int, warmup: int = 3) -> tuple[list[float], list[float]]:
-        """Latencies in ms of `runs` alternating pairs; both sides must count the same events."""
-        # Parsed once, outside the clock: a client talking to Elasticsearch has its body ready.
-        params = CdxQuery().load(spec)
-        calls = {"service": partial(self.service_once, spec), "direct": partial(self.direct_once, params)}
-        for _ in range(warmup):
-            assert calls["service"]() == calls["direct"]()
+    def compare(self, spec, runs: int, warmup: int = 3) -> tuple[list[float], list[float]]:
+        """Latencies in ms of `runs` alternating pairs; both sides must count the same events.
+
+        `spec` is a query, or a function of the run's number giving each run its own query.
+        """
+        specs = [spec(number) if callable(spec) else spec for number in range(warmup + runs)]
+        # Parsed outside the clock: a client talking to Elasticsearch has its body ready.
+        schema = CdxQuery()
+        pairs = [(partial(self.service_once, s), partial(self.direct_once, schema.load(s))) for s in specs]
+        for service, direct in pairs[:warmup]:
+            assert service() == direct()
         sides = Sides()
-        for number in range(runs):
+        for number, (service, direct) in enumerate(pairs[warmup:]):
+            calls = {"service": service, "direct": direct}
             for side in _order(number):
                 began = time.perf_counter()
                 calls[side]()
