@@ -19,6 +19,8 @@ class Settings:
     es_ca_cert: str = ""
     #: ES_REQUEST_TIMEOUT: seconds before a request to Elasticsearch gives up.
     es_request_timeout: int = 30
+    #: ES_CONNECTIONS: connections each worker keeps per Elasticsearch node (one per thread).
+    es_connections: int = 32
     #: INDEX_PREFIX: prepended to every index and template name.
     index_prefix: str = "events-"
     #: MAX_BODY_BYTES: request bodies above this (after gzip is undone) get 413.

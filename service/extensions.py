@@ -15,6 +15,7 @@ from .group_commit import GroupCommitter
 from .ids import IdGenerator
 from .observability import InstrumentedElasticsearch
 from .rows_cache import RowsCache
+from .transport import OneWriteNode
 
 
 def make_client(settings: Settings) -> Elasticsearch:
@@ -25,6 +26,10 @@ def make_client(settings: Settings) -> Elasticsearch:
         "retry_on_timeout": False,
         # orjson reads bulk answers (an item per event) several times faster than `json`.
         "serializer": OrjsonSerializer(),
+        # One write per request (see service/transport.py).
+        "node_class": OneWriteNode,
+        # Every gunicorn thread may query at once: a smaller pool would make them queue.
+        "connections_per_node": settings.es_connections,
     }
     if settings.es_api_key:
         options["api_key"] = settings.es_api_key

@@ -1,0 +1,48 @@
+"""The client's HTTP connections write a request's headers and body at once (service/transport.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.transport import OneWriteHTTPConnection
+
+
+class RecordingSocket:
+    def __init__(self):
+        self.writes: list[bytes] = []
+
+    def sendall(self, data):
+        self.writes.append(bytes(data))
+
+    def settimeout(self, timeout):
+        pass
+
+    def close(self):
+        pass
+
+
+def connection() -> tuple[OneWriteHTTPConnection, RecordingSocket]:
+    conn = OneWriteHTTPConnection("127.0.0.1", 9)
+    conn.sock = sock = RecordingSocket()
+    return conn, sock
+
+
+def test_headers_and_body_go_in_one_write():
+    conn, sock = connection()
+    conn.request(
+        "POST", "/_bulk", body=b'{"create":{}}\n{}\n', headers={"Content-Type": "application/x-ndjson"}
+    )
+    (write,) = sock.writes
+    head, body = write.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"POST /_bulk HTTP/1.1") and b"Content-Length: 17" in head
+    assert body == b'{"create":{}}\n{}\n'
+
+
+def test_a_request_without_body_sends_its_headers_before_waiting_for_the_answer():
+    conn, sock = connection()
+    conn.request("GET", "/_cluster/health")
+    assert sock.writes == []  # held until the answer is awaited
+    with pytest.raises(AttributeError):  # the recording socket has no answer to read
+        conn.getresponse()
+    (write,) = sock.writes
+    assert write.startswith(b"GET /_cluster/health HTTP/1.1") and write.endswith(b"\r\n\r\n")
