@@ -101,7 +101,9 @@ def store_batch(
     was stored is the request's error (429 / 503)."""
     report = Report(size=prepared.size, errors=dict(prepared.errors))
     documents = skip_stored(es, dataset, prefix, prepared, report)
-    positions = list(documents)
+    # Slices by month: each `_bulk` then touches few monthly indices (one translog sync each),
+    # which matters when a device uploads weeks of backlog at once.
+    positions = sorted(documents, key=lambda position: dataset.index_for(prefix, documents[position][1]))
     for start in range(0, len(positions), BULK_EVENTS):
         piece = {position: documents[position] for position in positions[start : start + BULK_EVENTS]}
         try:
