@@ -1,4 +1,5 @@
-"""Grouping kinds: each becomes one composite-aggregation source and formats its row keys.
+"""Grouping kinds: each becomes one composite-aggregation source (or, for what a source cannot
+express, an aggregation under each composite bucket) and formats its row keys.
 
 Composite aggregations page through every bucket, so grouped rows are exact and complete at
 any cardinality (a `terms` aggregation is approximate and capped). Every method here is pure.
