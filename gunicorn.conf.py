@@ -54,7 +54,8 @@ def child_exit(server, worker):
 # Memory: measured peak RSS per worker (docs/benchmarks.md) must stay under 150 MB.
 _libc = ctypes.CDLL(None) if os.name == "posix" else None
 M_ARENA_MAX = -8
-TRIM_AFTER_BYTES = 256 * 1024
+#: A request body this large is a batch: its connection is closed and malloc trimmed after it.
+LARGE_REQUEST_BYTES = 256 * 1024
 
 
 def post_fork(server, worker):
@@ -84,12 +85,12 @@ def pre_request(worker, req):
     while the other worker idles. Reconnecting costs little next to a large batch, and the new
     connection goes to whichever worker accepts first, usually the idle one."""
     length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "0")
-    if length.isdigit() and int(length) > TRIM_AFTER_BYTES:
+    if length.isdigit() and int(length) > LARGE_REQUEST_BYTES:
         req.force_close()
 
 
 def post_request(worker, req, environ, resp):
     """A large batch leaves megabytes free inside malloc's heaps: give them back to the system."""
-    large = int(environ.get("CONTENT_LENGTH") or 0) > TRIM_AFTER_BYTES
+    large = int(environ.get("CONTENT_LENGTH") or 0) > LARGE_REQUEST_BYTES
     if large and _libc is not None and hasattr(_libc, "malloc_trim"):
         _libc.malloc_trim(0)
