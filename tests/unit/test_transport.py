@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from elastic_transport import NodeConfig
 
-from service.transport import OneWriteHTTPConnection
+from service.transport import OneWriteHTTPConnection, OneWriteHTTPSConnection, OneWriteNode
 
 
 class RecordingSocket:
@@ -46,3 +47,11 @@ def test_a_request_without_body_sends_its_headers_before_waiting_for_the_answer(
         conn.getresponse()
     (write,) = sock.writes
     assert write.startswith(b"GET /_cluster/health HTTP/1.1") and write.endswith(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("scheme", "connection"), [("http", OneWriteHTTPConnection), ("https", OneWriteHTTPSConnection)]
+)
+def test_the_node_opens_one_write_connections_for_its_scheme(scheme, connection):
+    node = OneWriteNode(NodeConfig(scheme, "localhost", 9200))
+    assert node.pool.ConnectionCls is connection
