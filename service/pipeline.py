@@ -101,13 +101,14 @@ def store_batch(
     was stored is the request's error (429 / 503)."""
     report = Report(size=prepared.size, errors=dict(prepared.errors))
     documents = skip_stored(es, dataset, prefix, prepared, report)
+    indices = {position: dataset.index_for(prefix, document) for position, (_, document) in documents.items()}
     # Slices by month: each `_bulk` then touches few monthly indices (one translog sync each),
     # which matters when a device uploads weeks of backlog at once.
-    positions = sorted(documents, key=lambda position: dataset.index_for(prefix, documents[position][1]))
+    positions = sorted(documents, key=indices.__getitem__)
     for start in range(0, len(positions), BULK_EVENTS):
-        piece = {position: documents[position] for position in positions[start : start + BULK_EVENTS]}
+        piece = {p: (indices[p], *documents[p]) for p in positions[start : start + BULK_EVENTS]}
         try:
-            store.bulk_create(es, dataset, prefix, piece, report, refresh, committer)
+            store.bulk_create(es, piece, report, refresh, committer)
         except (elasticsearch.ApiError, elastic_transport.TransportError) as exc:
             if start == 0:
                 raise

@@ -34,14 +34,12 @@ MAX_ID_BYTES = 512
 
 def bulk_create(
     es: Elasticsearch,
-    dataset: Dataset,
-    prefix: str,
-    documents: dict[int, tuple[str, dict]],
+    documents: dict[int, tuple[str, object, dict]],
     report: Report,
     refresh,
     committer: GroupCommitter | None = None,
 ) -> Report:
-    """Create `documents` (position → (id, document)); record each outcome.
+    """Create `documents` (position → (index, id, document)); record each outcome.
 
     Small requests that need no refresh share a `_bulk` with the worker's concurrent ones
     (`committer`); the others send their own. Either way each outcome is Elasticsearch's own.
@@ -49,16 +47,14 @@ def bulk_create(
     if not documents:
         return report
     positions = list(documents)
-    operations = [
-        (dataset.index_for(prefix, document), doc_id, document) for doc_id, document in documents.values()
-    ]
+    operations = list(documents.values())
     if committer is not None and not refresh and len(operations) <= committer.max_request_items:
         items = committer.submit(operations)
     else:
         items = bulk_items(es, operations, refresh)
     for position, item in zip(positions, items, strict=True):
         outcome, reason = item_outcome(item)
-        report.ids[position] = documents[position][0]
+        report.ids[position] = documents[position][1]
         report.outcomes[position] = outcome
         if reason:
             report.errors[position] = {"_elasticsearch": [reason]}
