@@ -84,13 +84,16 @@ def pre_request(worker, req):
     one worker, and two busy clients pinned to the same worker share its one core (the GIL)
     while the other worker idles. Reconnecting costs little next to a large batch, and the new
     connection goes to whichever worker accepts first, usually the idle one."""
-    length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "0")
-    if length.isdigit() and int(length) > LARGE_REQUEST_BYTES:
+    if _large(req):
         req.force_close()
 
 
 def post_request(worker, req, environ, resp):
     """A large batch leaves megabytes free inside malloc's heaps: give them back to the system."""
-    large = int(environ.get("CONTENT_LENGTH") or 0) > LARGE_REQUEST_BYTES
-    if large and _libc is not None and hasattr(_libc, "malloc_trim"):
+    if _large(req) and _libc is not None and hasattr(_libc, "malloc_trim"):
         _libc.malloc_trim(0)
+
+
+def _large(req) -> bool:
+    length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "0")
+    return length.isdigit() and int(length) > LARGE_REQUEST_BYTES
