@@ -53,9 +53,12 @@ CLOCK_CORRECTION = Field(
 
 
 def date_groups(field_name: str) -> tuple[Group, ...]:
-    """`year(F)`, `month(F)`, `week(F)` and `day(F)` for a date field."""
+    """`year(F)`, `month(F)`, `week(F)` and `day(F)` for a date field; their rows are keyed by
+    the field itself (`{"created_at": "2010"}`), as the CDX API's reference implementation does."""
     return tuple(
-        DateBuckets(f"{interval}({field_name})", interval=interval, doc=f"{interval} of {field_name}")
+        DateBuckets(
+            f"{interval}({field_name})", key=field_name, interval=interval, doc=f"{interval} of {field_name}"
+        )
         for interval in ("year", "month", "week", "day")
     )
 

@@ -86,6 +86,7 @@ class GroupBy(fields.Field):
                 raise ValidationError("Each group must be a name or an object.")
         if not groups:
             raise ValidationError("No group given.")
+        refuse_shared_keys(groups)
         return tuple(join_entry_groups(groups))
 
     def valid_names(self) -> list[str]:
@@ -107,6 +108,21 @@ class GroupBy(fields.Field):
             return admin.at_level(spec)
         objects = [g.name for g in (age, admin) if g is not None]
         raise ValidationError(f"Unknown group object '{key}'; valid: {', '.join(objects)}.")
+
+
+def refuse_shared_keys(groups: list[Group]) -> None:
+    """Each row key comes from one group: `gender,gender`, or one field at two intervals
+    (`week(start_time),day(start_time)`, both keyed `start_time`), would make rows ambiguous."""
+    makers: dict[str, str] = {}
+    for group in groups:
+        for key in group.keys:
+            if key in makers:
+                raise ValidationError(
+                    f"'{makers[key]}' and '{group.name}' would both key rows by '{key}'; group by it once."
+                    if makers[key] != group.name
+                    else f"'{group.name}' is named twice."
+                )
+            makers[key] = group.name
 
 
 def parse_ranges(spec) -> list[tuple[int | None, int | None]]:
@@ -216,8 +232,18 @@ def query_schema(dataset: Dataset) -> type[Schema]:
             validate=validate.Range(min=0, max=RESULT_WINDOW),
             metadata={"description": f"rows to skip (at most {RESULT_WINDOW}; deeper: cursor)"},
         ),
-        order_by=NameList(metadata={"description": "e.g. `age,-gender`; grouped: keys or `count`"}),
-        group_by=GroupBy(dataset, metadata={"description": "e.g. `gender,week(start_time)`"}),
+        order_by=NameList(
+            metadata={
+                "description": "e.g. `age,-gender`; grouped: row keys (a date group's field) or `count`"
+            }
+        ),
+        group_by=GroupBy(
+            dataset,
+            metadata={
+                "description": "e.g. `gender,week(start_time)`; a date group's rows are keyed by its field "
+                "(`start_time`), so each field at one interval"
+            },
+        ),
         time_zone=TimeZone(metadata={"description": "IANA name or ±HH:MM for date buckets (UTC)"}),
         week_start=fields.String(
             validate=validate.OneOf(["monday", "sunday"]),

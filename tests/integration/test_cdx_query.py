@@ -369,16 +369,64 @@ def test_group_by_location_and_exact_age(client, tokens):
 )
 def test_date_buckets(client, tokens, group, expected):
     rows = grouped(client, tokens, f"group_by={group}")["events"]
-    assert {row[group]: row["count"] for row in rows} == expected
+    assert {row["start_time"]: row["count"] for row in rows} == expected
+
+
+def test_date_rows_are_keyed_by_their_field(client, tokens):
+    """As the CDX API's reference implementation: `{"created_at": "2010", "count": 2}`."""
+    assert grouped(client, tokens, "group_by=year(created_at)&uuid=e5")["events"] == [
+        {"created_at": "2020", "count": 1}
+    ]
+    expected = [{"created_at": "2020-03-05", "result": "positive", "count": 1}]
+    assert grouped(client, tokens, "group_by=day(created_at),result&uuid=e5")["events"] == expected
+    body = {"group_by": ["day(created_at)", "result"], "uuid": "e5"}
+    assert grouped(client, tokens, body=body)["events"] == expected
+
+
+def test_grouped_rows_order_by_a_date_key(client, tokens):
+    ascending = grouped(client, tokens, "group_by=year(start_time)&order_by=start_time")["events"]
+    assert [row["start_time"] for row in ascending] == ["2012", "2020", "2021"]
+    descending = grouped(client, tokens, "group_by=year(start_time)&order_by=-start_time")["events"]
+    assert [row["start_time"] for row in descending] == ["2021", "2020", "2012"]
+    body = {"group_by": ["gender", "year(start_time)"], "order_by": ["-start_time", "gender"]}
+    rows = grouped(client, tokens, body=body)["events"]
+    assert [(row["start_time"], row["gender"]) for row in rows] == [
+        ("2021", None),
+        ("2020", "female"),
+        ("2020", "male"),
+        ("2012", "unknown"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("group_by", "named"),
+    [
+        ("week(start_time),day(start_time)", "start_time"),
+        ("gender,gender", "gender"),
+        ("condition,result,condition", "condition"),
+        (["location", {"admin_level": 1}], "location"),
+        (["age", {"age": [[0, 10]]}], "age"),
+    ],
+)
+def test_a_row_key_made_by_two_groups_is_400(client, tokens, group_by, named):
+    headers = auth(tokens["query"])
+    if isinstance(group_by, str):
+        response = client.get(f"/events?group_by={group_by}", headers=headers)
+    else:
+        response = client.post("/events/query", json={"group_by": group_by}, headers=headers)
+    assert response.status_code == 400, response.json
+    error = response.json["error"]
+    assert error["code"] == "validation_error" and "group_by" in error["message"]
+    assert named in str(error["details"]["fields"]["group_by"])
 
 
 def test_time_zone_moves_an_event_across_a_day_boundary(client, tokens):
     utc = grouped(client, tokens, "group_by=day(start_time)&uuid=e2,e4")["events"]
-    assert [row["day(start_time)"] for row in utc] == ["2020-03-03", "2021-01-10"]
+    assert [row["start_time"] for row in utc] == ["2020-03-03", "2021-01-10"]
     east = grouped(client, tokens, "group_by=day(start_time)&uuid=e2,e4&time_zone=%2B02:00")["events"]
-    assert [row["day(start_time)"] for row in east] == ["2020-03-04", "2021-01-10"]
+    assert [row["start_time"] for row in east] == ["2020-03-04", "2021-01-10"]
     west = grouped(client, tokens, "group_by=day(start_time)&uuid=e2,e4&time_zone=America/New_York")["events"]
-    assert [row["day(start_time)"] for row in west] == ["2020-03-03", "2021-01-09"]
+    assert [row["start_time"] for row in west] == ["2020-03-03", "2021-01-09"]
 
 
 def test_grouped_count_only(client, tokens):

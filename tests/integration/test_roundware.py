@@ -114,10 +114,17 @@ def test_grouped_query_in_the_cdx_shape(client, tokens, posted):
     result = listed(client, tokens, "group_by=event_type,day(server_time)").json
     assert result["total_count"] == 4
     assert result["events"] == [
-        {"event_type": "heartbeat", "day(server_time)": day, "count": 1},
-        {"event_type": "start_listen", "day(server_time)": day, "count": 2},
-        {"event_type": "start_session", "day(server_time)": day, "count": 1},
+        {"event_type": "heartbeat", "server_time": day, "count": 1},
+        {"event_type": "start_listen", "server_time": day, "count": 2},
+        {"event_type": "start_session", "server_time": day, "count": 1},
     ]
+    by_day = listed(client, tokens, "group_by=day(server_time)&order_by=-server_time").json["events"]
+    assert by_day == [{"server_time": day, "count": 4}]
+    ambiguous = client.get(
+        "/api/2/events/?group_by=month(client_time),day(client_time)", headers=auth(tokens["query"])
+    )
+    assert ambiguous.status_code == 400
+    assert "client_time" in str(ambiguous.json["error"]["details"]["fields"]["group_by"])
 
 
 @pytest.mark.parametrize(

@@ -176,8 +176,8 @@ def test_rows_from_buckets_iso_week_and_nulls():
         params, [bucket(3, g0="f", g1=monday_2012_12_31), bucket(2, g0=None, g1=None)], {}
     )
     assert shape.rows(params, counts) == [
-        {"gender": None, "week(start_time)": None, "count": 2},
-        {"gender": "f", "week(start_time)": "2013-W01", "count": 3},
+        {"gender": None, "start_time": None, "count": 2},
+        {"gender": "f", "start_time": "2013-W01", "count": 3},
     ]
 
 
@@ -278,12 +278,12 @@ def test_zero_fill_crosses_declared_values_and_date_bounds():
     counts = shape.add_buckets(params, [bucket(4, g0="qc", g1=1580515200000)], {})  # 2020-02
     rows = shape.rows(params, counts, shape.date_bounds(CDX, params))
     assert rows == [
-        {"test_type": "qc", "month(start_time)": "2020-01", "count": 0},
-        {"test_type": "qc", "month(start_time)": "2020-02", "count": 4},
-        {"test_type": "qc", "month(start_time)": "2020-03", "count": 0},
-        {"test_type": "specimen", "month(start_time)": "2020-01", "count": 0},
-        {"test_type": "specimen", "month(start_time)": "2020-02", "count": 0},
-        {"test_type": "specimen", "month(start_time)": "2020-03", "count": 0},
+        {"test_type": "qc", "start_time": "2020-01", "count": 0},
+        {"test_type": "qc", "start_time": "2020-02", "count": 4},
+        {"test_type": "qc", "start_time": "2020-03", "count": 0},
+        {"test_type": "specimen", "start_time": "2020-01", "count": 0},
+        {"test_type": "specimen", "start_time": "2020-02", "count": 0},
+        {"test_type": "specimen", "start_time": "2020-03", "count": 0},
     ]
 
 
