@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import json, jsonify
 
 from ..auth import require
 from ..datasets.roundware import ROUNDWARE
@@ -49,6 +49,18 @@ def post_event():
     return jsonify(ROUNDWARE.to_event(documents[0][1])), 201
 
 
+#: What the cdx answer holds beside its events, and the header carrying it beside the array.
+ARRAY_HEADERS = {
+    "total_count": (
+        "X-Total-Count",
+        "events matching (absent when min_count hides a total below it)",
+    ),
+    "next_cursor": ("X-Next-Cursor", "the cursor of the next page (absent on the last)"),
+    "stats": ("X-Stats", 'with `stats`: JSON, the summary cdx answers under `"stats"`'),
+    "suppressed": ("X-Suppressed", 'with `min_count`: JSON, what cdx answers under `"suppressed"`'),
+}
+
+
 @blp.route("/events/", methods=["GET"])
 @require("query")
 @blp.arguments(RoundwareQuery, location="query", as_kwargs=False)
@@ -56,18 +68,34 @@ def post_event():
     summary="List events",
     description=(
         "A JSON array of events; the total is in `X-Total-Count`, the cursor of the next page in "
-        '`X-Next-Cursor`. With `group_by` the answer is `{"total_count", "events": [rows]}`.'
+        "`X-Next-Cursor`, whole-answer `stats` in `X-Stats` and `min_count`'s report in "
+        '`X-Suppressed` (both JSON). With `group_by` the answer is `{"total_count", "events": [rows]}`.'
     ),
 )
-@blp.alt_response(200, schema={"anyOf": [EVENTS, QueryResult]}, description="events, or grouped rows")
+@blp.alt_response(
+    200,
+    schema={"anyOf": [EVENTS, QueryResult]},
+    description="events, or grouped rows",
+    headers={
+        header: {"description": description, "schema": {"type": "string"}}
+        for header, description in ARRAY_HEADERS.values()
+    },
+)
 def list_events(params):
     result = run_query(ROUNDWARE, params)
     if params.grouped:
         return jsonify(result)
+    return array_response(result)
+
+
+def array_response(result: dict):
+    """The bare array Roundware clients read: the rest of the answer goes in headers, so a
+    parameter such as `stats` is never dropped for want of a place."""
     response = jsonify(result["events"])
-    response.headers["X-Total-Count"] = str(result["total_count"])
-    if result.get("next_cursor"):
-        response.headers["X-Next-Cursor"] = result["next_cursor"]
+    for name, (header, _) in ARRAY_HEADERS.items():
+        value = result.get(name)
+        if value is not None:
+            response.headers[header] = value if isinstance(value, str) else json.dumps(value)
     return response
 
 

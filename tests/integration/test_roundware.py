@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 
 import pytest
@@ -125,6 +126,30 @@ def test_grouped_query_in_the_cdx_shape(client, tokens, posted):
     )
     assert ambiguous.status_code == 400
     assert "client_time" in str(ambiguous.json["error"]["details"]["fields"]["group_by"])
+
+
+def test_whole_answer_stats_come_in_a_header(client, tokens, posted):
+    response = listed(client, tokens, "session_id=1,2&stats=latitude,longitude")
+    assert response.json == posted  # the array keeps its shape
+    stats = json.loads(response.headers["X-Stats"])
+    assert set(stats) == {"latitude", "longitude"}
+    assert (stats["latitude"]["count"], stats["latitude"]["min"], stats["latitude"]["max"]) == (2, 1, 45.5)
+    assert (stats["longitude"]["min"], stats["longitude"]["max"]) == (-73.25, 2)
+    assert set(stats["latitude"]["percentiles"]) == {"25", "50", "75", "90", "95"}
+    count_only = listed(client, tokens, "session_id=1,2&stats=latitude&page_size=0")
+    assert count_only.json == [] and json.loads(count_only.headers["X-Stats"]) == {
+        "latitude": stats["latitude"]
+    }
+    assert "X-Stats" not in listed(client, tokens, "session_id=1,2").headers
+
+
+def test_suppression_of_the_whole_answer_comes_in_headers(client, tokens, posted):
+    hidden = listed(client, tokens, "session_id=1,2&page_size=0&min_count=5")
+    assert hidden.json == [] and "X-Total-Count" not in hidden.headers  # 4 events: fewer than 5
+    assert json.loads(hidden.headers["X-Suppressed"])["min_count"] == 5
+    shown = listed(client, tokens, "session_id=1,2&page_size=0&min_count=2")
+    assert shown.headers["X-Total-Count"] == "4"
+    assert json.loads(shown.headers["X-Suppressed"])["min_count"] == 2
 
 
 @pytest.mark.parametrize(
