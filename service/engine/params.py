@@ -192,7 +192,9 @@ class QuerySchemaBase(Schema):
         if data.get("fill") and not groups:
             raise ValidationError({"fill": ["fill needs group_by."]})
         common = {key: data.pop(key) for key in COMMON if key in data}
-        return QueryParams(filters=data, groups=groups, order=order, stats=stats, **common)
+        params = QueryParams(filters=data, groups=groups, order=order, stats=stats, **common)
+        refuse_without_effect(params)
+        return params
 
     def check_stats(self, names: list[str]) -> list[str]:
         valid = self.dataset.stats_fields
@@ -216,8 +218,36 @@ class QuerySchemaBase(Schema):
                 raise ValidationError(
                     {"order_by": [f"Cannot order by '{bare}'; valid: {', '.join(sorted(valid))}."]}
                 )
+            if bare in (named for named, _ in order):  # the first would win: the second is moot
+                raise ValidationError({"order_by": [f"'{bare}' is named twice."]})
             order.append((bare, descending))
         return tuple(order)
+
+
+COUNT_ONLY = "page_size=0 answers the count only"
+
+
+def refuse_without_effect(params: QueryParams) -> None:
+    """A parameter the service accepts changes the answer: one that could not change this
+    answer is refused by name, never silently ignored."""
+    refused = {}
+    if params.cursor:
+        if params.offset:
+            refused["offset"] = "offset or cursor, not both: the cursor says where the page starts."
+        if params.page_size == 0:
+            refused["cursor"] = f"{COUNT_ONLY}: there is no page to continue."
+        elif params.grouped and params.page_size is None:
+            refused["cursor"] = "A grouped cursor needs page_size: without it every row comes at once."
+    if params.page_size == 0:
+        moot = {
+            "order_by": params.order,
+            "offset": params.offset,
+            "fill": params.fill,
+            "stats": params.grouped and params.stats,  # without group_by: the whole answer's
+        }
+        refused |= {name: f"{COUNT_ONLY}: no rows for {name}." for name, given in moot.items() if given}
+    if refused:
+        raise ValidationError({name: [message] for name, message in refused.items()})
 
 
 def query_schema(dataset: Dataset) -> type[Schema]:
@@ -226,7 +256,10 @@ def query_schema(dataset: Dataset) -> type[Schema]:
     declared.update(
         page_size=fields.Integer(
             validate=validate.Range(min=0),
-            metadata={"description": "rows per page (0: count only); at most MAX_PAGE_SIZE"},
+            metadata={
+                "description": "rows per page, at most MAX_PAGE_SIZE; 0: the count only (then no "
+                "order_by, offset, cursor, fill or grouped stats)"
+            },
         ),
         offset=fields.Integer(
             validate=validate.Range(min=0, max=RESULT_WINDOW),
@@ -249,7 +282,11 @@ def query_schema(dataset: Dataset) -> type[Schema]:
             validate=validate.OneOf(["monday", "sunday"]),
             metadata={"description": "monday: ISO weeks (default); sunday: Sunday-Saturday (MMWR) weeks"},
         ),
-        cursor=fields.String(metadata={"description": "next_cursor of the previous page"}),
+        cursor=fields.String(
+            metadata={
+                "description": "next_cursor of the previous page (not with offset; grouped: with page_size)"
+            }
+        ),
         fill=fields.String(
             validate=validate.OneOf(["zero"]),
             metadata={"description": "zero: add count-0 rows for every date bucket and declared value"},

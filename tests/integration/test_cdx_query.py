@@ -196,6 +196,25 @@ def test_cursor_pages_through_everything(client, tokens):
     assert seen == ["e1", "e2", "e3", "e5", "e4"]
 
 
+def test_a_cursor_is_never_ignored(client, tokens):
+    """A cursor continues a page of page_size rows: with offset, with the count only, or on
+    grouped rows without page_size (which come all at once) it would be ignored: a 400."""
+    headers = auth(tokens["query"])
+    plain = client.get("/events?order_by=age&page_size=2", headers=headers).json["next_cursor"]
+    grouped_cursor = client.get("/events?group_by=gender&page_size=2", headers=headers).json["next_cursor"]
+    for query, named in [
+        (f"order_by=age&page_size=2&offset=1&cursor={plain}", "offset"),
+        (f"order_by=age&page_size=0&cursor={plain}", "cursor"),
+        (f"group_by=gender&cursor={grouped_cursor}", "cursor"),
+        (f"group_by=gender&page_size=0&cursor={grouped_cursor}", "cursor"),
+    ]:
+        response = client.get(f"/events?{query}", headers=headers)
+        assert response.status_code == 400, (query, response.json)
+        assert named in response.json["error"]["details"]["fields"], query
+    rest = client.get(f"/events?group_by=gender&page_size=10&cursor={grouped_cursor}", headers=headers).json
+    assert [row["gender"] for row in rest["events"]] == ["male", "unknown"]
+
+
 def test_cursor_of_another_query_is_400(client, tokens):
     headers = auth(tokens["query"])
     cursor = client.get("/events?page_size=1", headers=headers).json["next_cursor"]
@@ -217,6 +236,14 @@ def test_cursor_of_another_query_is_400(client, tokens):
         ("time_zone=Nowhere/City&group_by=day(start_time)", ["time_zone"]),
         ("since=not-a-date", ["since"]),
         ("age=abc", ["age"]),
+        # Accepted, then without effect: refused by name instead.
+        ("group_by=gender&cursor=abc", ["cursor"]),
+        ("order_by=age&page_size=0", ["order_by"]),
+        ("offset=5&page_size=0", ["offset"]),
+        ("group_by=gender&page_size=0&stats=age", ["stats"]),
+        ("group_by=gender&page_size=0&fill=zero", ["fill"]),
+        ("order_by=age,-age", ["order_by"]),
+        ("group_by=gender&order_by=-count,count", ["order_by"]),
     ],
 )
 def test_bad_parameters_are_400_naming_them(client, tokens, query, names):
