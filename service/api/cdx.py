@@ -15,6 +15,7 @@ from .requests import (
     json_body,
     load_query,
     refresh_param,
+    refuse_query_string,
     run_query,
 )
 from .smorest import EVENT, EXPORT_RESPONSES, INGEST_PARAMETERS, Blueprint, IngestReport, QueryResult
@@ -28,7 +29,8 @@ CDX_QUERY = CdxQuery()
 QUERY_DOC = (
     "Filters (comma-separated values: any matches; `null` / `not(null)`), ordering, paging "
     "(`page_size`, `offset`, or `cursor`), `page_size=0` for the count only, and `group_by`. "
-    "The same keys may be sent as a JSON body (lists for several values)."
+    "The same keys may be sent as a JSON body instead (lists for several values); a body and "
+    "query-string parameters together are a 400."
 )
 
 
@@ -65,6 +67,7 @@ def post_events():
 def get_events(params):
     body = json_body()
     if body is not None:
+        refuse_query_string()
         params = load_query(CDX_QUERY, body)
     return jsonify(run_query(CDX, params))
 
@@ -78,6 +81,7 @@ def get_events(params):
 @blp.alt_response(200, schema=QueryResult, description="events or grouped rows")
 @require("query")
 def query_events():
+    refuse_query_string()
     body = json_body()
     return jsonify(run_query(CDX, load_query(CDX_QUERY, body or {})))
 

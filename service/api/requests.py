@@ -43,6 +43,25 @@ def json_body() -> dict | None:
     return body
 
 
+def refuse_query_string() -> None:
+    """A query read from a JSON body would drop query-string parameters: a 400 naming them."""
+    names = sorted(request.args)
+    if names:
+        raise validation_error(
+            f"Query-string parameters beside a JSON body: {', '.join(names)}; send them in the body.",
+            {"fields": {name: ["Not beside a JSON body: send it in the body."] for name in names}},
+        )
+
+
+def refuse_body() -> None:
+    """Endpoints whose parameters are the query string would drop a body's: a 400."""
+    if request.get_data(cache=True).strip():
+        raise validation_error(
+            "This endpoint reads its parameters from the query string, not a body.",
+            {"fields": {"body": ["Send the parameters in the query string."]}},
+        )
+
+
 def load_query(schema: Schema, data: dict) -> QueryParams:
     try:
         return schema.load(data)
@@ -179,6 +198,7 @@ def suppressed(result: dict, min_count: int) -> dict:
 
 def export(dataset: Dataset, params: QueryParams) -> Response:
     """Stream every matching event as NDJSON or CSV, in constant memory."""
+    refuse_body()
     institutions = institutions_of_token(dataset)
     if g.token.min_count:
         raise ApiError(403, "forbidden", "This token may only read suppressed counts, not events.")

@@ -15,6 +15,7 @@ from .requests import (
     export,
     ingest,
     refresh_param,
+    refuse_body,
     run_query,
 )
 from .smorest import EVENT, EVENTS, EXPORT_RESPONSES, INGEST_PARAMETERS, Blueprint, IngestReport, QueryResult
@@ -82,6 +83,7 @@ ARRAY_HEADERS = {
     },
 )
 def list_events(params):
+    refuse_body()
     result = run_query(ROUNDWARE, params)
     if params.grouped:
         return jsonify(result)

@@ -273,6 +273,31 @@ def test_json_body_query_forms(client, tokens):
     assert "gendre" in unknown.json["error"]["message"]
 
 
+def test_a_body_and_a_query_string_together_are_400_naming_the_query_string(client, tokens):
+    """One place holds a query's parameters: with a body, query-string ones would be dropped."""
+    headers = auth(tokens["query"])
+    body = {"order_by": ["-age"]}
+    for response in (
+        client.open("/events?gender=male&page_size=1", method="GET", json=body, headers=headers),
+        client.post("/events/query?gender=male&page_size=1", json=body, headers=headers),
+        client.post("/events/query?gender=male&page_size=1", headers=headers),
+    ):
+        assert response.status_code == 400, response.json
+        error = response.json["error"]
+        assert error["code"] == "validation_error"
+        assert set(error["details"]["fields"]) == {"gender", "page_size"}
+        assert "gender" in error["message"] and "page_size" in error["message"]
+
+
+def test_endpoints_reading_the_query_string_refuse_a_body(client, tokens):
+    headers = auth(tokens["query"])
+    for path in ("/events/export", "/api/2/events/", "/api/2/events/export"):
+        response = client.open(path, method="GET", json={"gender": "male"}, headers=headers)
+        assert response.status_code == 400, (path, response.json)
+        assert "body" in response.json["error"]["details"]["fields"], path
+    assert client.open("/events/export", method="GET", data=" ", headers=headers).status_code == 200
+
+
 def grouped(client, tokens, query="", body=None):
     headers = auth(tokens["query"])
     if body is not None:
