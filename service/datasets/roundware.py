@@ -48,7 +48,9 @@ ROUNDWARE = Dataset(
             "server_time",
             Date(),
             (
-                DatePrefix("server_time", doc="a full or partial datetime: 2017-04-15 is that day"),
+                DatePrefix(
+                    "server_time", doc="a full or partial datetime: 2017-04-15 is that day (in time_zone)"
+                ),
                 Bound("server_time__gt", op="gt", doc="server_time > value (strict)"),
                 Bound("server_time__lt", op="lt", doc="server_time < value (strict)"),
             ),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from marshmallow import fields
 
@@ -41,6 +41,13 @@ class Filter:
     #: Whether a value list of this filter also matches events that lack the whole entry.
     def matches_absent(self, value) -> bool:
         return False
+
+    #: Whether the values are datetimes, which `in_zone` reads in the request's time zone.
+    reads_dates = False
+
+    def in_zone(self, value, zone: tzinfo):
+        """The parsed value as the clause takes it, datetimes without an offset read in `zone`."""
+        return value
 
 
 def _exists(field: str) -> dict:
@@ -125,6 +132,13 @@ class Bound(Filter):
     def param_field(self):
         return SingleValue(self.field_type, metadata={"description": self.doc})
 
+    @property
+    def reads_dates(self) -> bool:
+        return self.field_type.es_type == "date"
+
+    def in_zone(self, value, zone: tzinfo):
+        return local_datetime(value, zone) if self.reads_dates else value
+
     def clause(self, value) -> dict:
         return {"range": {self.field: {self.op: value}}}
 
@@ -148,12 +162,27 @@ class Hierarchy(Filter):
 class DatePrefix(Filter):
     """A full or partial datetime: `2017-04-15` matches that whole day."""
 
+    reads_dates = True
+
     def param_field(self):
         return PartialDateTime(metadata={"description": self.doc})
 
-    def clause(self, value: str) -> dict:
-        start, end = prefix_bounds(value)
+    def in_zone(self, value: str, zone: tzinfo) -> tuple[str, str]:
+        """The [start, end) instants the text covers: a day in `zone` is that zone's day."""
+        return prefix_bounds(value, zone)
+
+    def clause(self, span: tuple[str, str]) -> dict:
+        start, end = span
         return {"range": {self.field: {"gte": start, "lt": end}}}
+
+
+def local_datetime(text: str, zone: tzinfo) -> str:
+    """An ISO datetime without an offset as the local time it is in `zone` (with the offset
+    that zone has then); one with an offset, or read in UTC, stays as it was written."""
+    parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    if parsed.tzinfo is not None or zone is UTC:
+        return text
+    return parsed.replace(tzinfo=zone).isoformat()
 
 
 PARTIAL_DATETIME = re.compile(
@@ -176,23 +205,26 @@ class PartialDateTime(fields.String):
         return text
 
 
-def prefix_bounds(text: str) -> tuple[str, str]:
-    """The [start, end) instants a full or partial ISO datetime covers (UTC without offset).
+def prefix_bounds(text: str, zone: tzinfo = UTC) -> tuple[str, str]:
+    """The [start, end) instants a full or partial ISO datetime covers (in `zone` without offset).
 
     Raises ValueError for anything else, impossible dates and offsets included.
     """
     try:
-        return _prefix_bounds(text)
+        return _prefix_bounds(text, zone)
     except OverflowError as exc:  # the end of year 9999 is past datetime's range
         raise ValueError(text) from exc
 
 
-def _prefix_bounds(text: str) -> tuple[str, str]:
+def _prefix_bounds(text: str, default_zone: tzinfo) -> tuple[str, str]:
     match = PARTIAL_DATETIME.match(text.strip())
     if not match:
         raise ValueError(text)
     year, month, day, hour, minute, second, fraction, offset = match.groups()
-    zone = UTC if offset in (None, "Z") else datetime.strptime(offset, "%z").tzinfo
+    if offset is None:
+        zone = default_zone
+    else:
+        zone = UTC if offset == "Z" else datetime.strptime(offset, "%z").tzinfo
     start = datetime(
         int(year),
         int(month or 1),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from ..datasets.registry import Dataset
-from .groups import AdminLevel, BucketOptions, EntryKey, Group, WholeEntry, parse_zone
+from .groups import AdminLevel, BucketOptions, DateBuckets, EntryKey, Group, WholeEntry, parse_zone
 
 #: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
 RESULT_WINDOW = 10_000
@@ -175,6 +175,15 @@ class TimeZone(fields.String):
         return text
 
 
+def time_zone_field() -> TimeZone:
+    return TimeZone(
+        metadata={
+            "description": "IANA name or ±HH:MM (default UTC) of date group labels and of filter "
+            "datetimes without an offset (`since=2024-03-01` is that day's start there)"
+        }
+    )
+
+
 COMMON = ("page_size", "offset", "time_zone", "week_start", "cursor", "fill", "min_count", "format")
 
 
@@ -192,9 +201,31 @@ class QuerySchemaBase(Schema):
         if data.get("fill") and not groups:
             raise ValidationError({"fill": ["fill needs group_by."]})
         common = {key: data.pop(key) for key in COMMON if key in data}
-        params = QueryParams(filters=data, groups=groups, order=order, stats=stats, **common)
+        self.check_calendar(common, groups, data)
+        filters = self.in_zone(data, parse_zone(common.get("time_zone", "UTC")))
+        params = QueryParams(filters=filters, groups=groups, order=order, stats=stats, **common)
         refuse_without_effect(params)
         return params
+
+    def check_calendar(self, common: dict, groups, filters: dict) -> None:
+        """`time_zone` reads date groups and filter datetimes, `week_start` makes weeks: given
+        where there is none, they would change nothing."""
+        dated = [group for group in groups if isinstance(group, DateBuckets)]
+        if "week_start" in common and not any(group.interval == "week" for group in dated):
+            raise ValidationError({"week_start": ["week_start needs a week(F) group."]})
+        reads_dates = any(self.dataset.filters[name].reads_dates for name in filters)
+        if "time_zone" in common and not dated and not reads_dates:
+            raise ValidationError({"time_zone": ["time_zone needs a date group or a date filter."]})
+
+    def in_zone(self, filters: dict, zone) -> dict:
+        """Filter values as the clauses take them, datetimes without an offset read in `zone`."""
+        read = {}
+        for name, value in filters.items():
+            try:
+                read[name] = self.dataset.filters[name].in_zone(value, zone)
+            except ValueError as exc:  # a text valid in UTC is valid in every zone: defensive
+                raise ValidationError({name: [f"Not a datetime in this time zone: {value}."]}) from exc
+        return read
 
     def check_stats(self, names: list[str]) -> list[str]:
         valid = self.dataset.stats_fields
@@ -277,7 +308,7 @@ def query_schema(dataset: Dataset) -> type[Schema]:
                 "(`start_time`), so each field at one interval"
             },
         ),
-        time_zone=TimeZone(metadata={"description": "IANA name or ±HH:MM for date buckets (UTC)"}),
+        time_zone=time_zone_field(),
         week_start=fields.String(
             validate=validate.OneOf(["monday", "sunday"]),
             metadata={"description": "monday: ISO weeks (default); sunday: Sunday-Saturday (MMWR) weeks"},
@@ -306,6 +337,7 @@ def export_schema(dataset: Dataset) -> type[Schema]:
     declared = {name: flt.param_field() for name, flt in dataset.filters.items()}
     declared.update(
         order_by=NameList(metadata={"description": "e.g. `age,-gender`"}),
+        time_zone=time_zone_field(),
         format=fields.String(
             validate=validate.OneOf(["ndjson", "csv"]), metadata={"description": "ndjson (default) or csv"}
         ),

@@ -11,7 +11,7 @@ from operator import getitem
 
 from ..datasets.fields import from_iso
 from ..datasets.registry import Dataset
-from .filters import Bound, DatePrefix, prefix_bounds
+from .filters import Bound, DatePrefix
 from .params import QueryParams
 
 
@@ -208,7 +208,7 @@ def date_bounds(dataset: Dataset, params: QueryParams) -> dict:
     for name, value in params.filters.items():
         flt = dataset.filters[name]
         if isinstance(flt, DatePrefix):
-            low, high = (from_iso(end) for end in prefix_bounds(value))
+            low, high = (from_iso(end) for end in value)
             edges = {"low": low, "high": high - timedelta(milliseconds=1)}
         elif isinstance(flt, Bound) and flt.field_type.es_type == "date":
             edges = {("low" if flt.op in ("gt", "gte") else "high"): from_iso(value)}
