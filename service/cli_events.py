@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 
 from . import files, pipeline, retention, store
 from .datasets import DATASETS
-from .engine.params import load_pairs, query_schema
+from .engine.params import export_schema, load_pairs
 from .ingest import CREATED, DUPLICATE, INVALID
 
 #: Errors printed per import; the rest are counted.
@@ -121,9 +121,11 @@ def export_params(dataset, filters):
             raise click.UsageError(f"--filter takes NAME=VALUE, not {text!r}.")
         if name in ("group_by", "page_size", "offset", "cursor"):
             raise click.UsageError(f"--filter {name} is not for export: it writes every matching event.")
+        if name == "format":
+            raise click.UsageError("--filter format: the file's format is --format.")
         pairs.append((name.strip(), value))
     try:
-        return load_pairs(query_schema(dataset)(), pairs)
+        return load_pairs(export_schema(dataset)(), pairs)
     except ValidationError as exc:
         raise click.UsageError(f"Invalid filter: {exc.messages}") from exc
 

@@ -4,7 +4,7 @@ shapes of our answers in the OpenAPI document (documentation only: views build t
 from __future__ import annotations
 
 import flask_smorest
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 
 from ..errors import handle_http_exception
@@ -15,6 +15,17 @@ class StrictParser(FlaskParser):
 
     DEFAULT_UNKNOWN_BY_LOCATION = dict.fromkeys(FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION)
     DEFAULT_VALIDATION_STATUS = 400
+
+    def load_querystring(self, req, schema):
+        """A parameter of one value given twice is refused: reading one would drop the other."""
+        repeated = [
+            name
+            for name, values in req.args.lists()
+            if len(values) > 1 and not getattr(schema.fields.get(name), "is_multiple", False)
+        ]
+        if repeated:
+            raise ValidationError({name: ["Given more than once; it takes one value."] for name in repeated})
+        return super().load_querystring(req, schema)
 
 
 class ErrorBody(Schema):

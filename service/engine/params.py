@@ -355,6 +355,8 @@ def load_pairs(schema: Schema, pairs: list[tuple[str, str]]) -> QueryParams:
         spec = schema.fields.get(name)
         if spec is not None and getattr(spec, "is_multiple", False):
             data.setdefault(name, []).append(value)
+        elif name in data:
+            raise ValidationError({name: ["Given more than once; it takes one value."]})
         else:
             data[name] = value
     return schema.load(data)

@@ -246,6 +246,10 @@ def test_cursor_of_another_query_is_400(client, tokens):
         ("group_by=gender&page_size=0&fill=zero", ["fill"]),
         ("order_by=age,-age", ["order_by"]),
         ("group_by=gender&order_by=-count,count", ["order_by"]),
+        # A parameter of one value given twice: one of the two would be dropped.
+        ("since=2020-01-01&since=2021-01-01", ["since"]),
+        ("page_size=1&page_size=2", ["page_size"]),
+        ("group_by=day(start_time)&time_zone=UTC&time_zone=Europe/Paris", ["time_zone"]),
     ],
 )
 def test_bad_parameters_are_400_naming_them(client, tokens, query, names):

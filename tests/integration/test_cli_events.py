@@ -121,6 +121,21 @@ def test_export_applies_the_api_filters(runner, client, tokens, es, settings, tm
     assert bad.exit_code == 2 and "colour" in bad.output
 
 
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["-f", "since=2020-01-01", "-f", "since=2021-01-01"],  # the first would be dropped
+        ["-f", "stats=age"],  # the export writes events, not statistics
+        ["-f", "min_count=5"],
+        ["-f", "format=csv"],  # that is --format
+    ],
+)
+def test_export_refuses_filters_it_would_ignore(runner, given):
+    name = given[1].partition("=")[0]
+    refused = runner.invoke(args=["export", "cdx", *given])
+    assert refused.exit_code == 2 and name in refused.output, refused.output
+
+
 def test_retention_deletes_only_old_months_and_only_with_apply(runner, client, tokens, es, settings):
     prefix = settings.index_prefix
     empty_index(es, settings, "cdx")
