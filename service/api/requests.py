@@ -19,6 +19,10 @@ from ..engine.params import RESULT_WINDOW, QueryParams
 from ..errors import CODES, ApiError, arguments_error, validation_error
 from ..ingest import Batch, Report, decode_body, parse_events
 from ..rows_cache import digest
+from .smorest import INGEST_PARAMETERS
+
+#: The query parameters every ingest endpoint reads (and documents).
+INGEST_QUERY = tuple(parameter["name"] for parameter in INGEST_PARAMETERS)
 
 
 def settings():
@@ -62,6 +66,17 @@ def refuse_body() -> None:
         )
 
 
+def refuse_unknown_args(valid: tuple[str, ...]) -> None:
+    """Query parameters an endpoint does not read would be dropped (a typo such as `refesh`
+    unnoticed): a 400 naming them and listing the valid ones."""
+    unknown = sorted(set(request.args) - set(valid))
+    if unknown:
+        raise validation_error(
+            "Unknown parameters: " + ", ".join(unknown),
+            {"fields": {name: ["Unknown field."] for name in unknown}, "valid": sorted(valid)},
+        )
+
+
 def load_query(schema: Schema, data: dict) -> QueryParams:
     try:
         return schema.load(data)
@@ -79,6 +94,7 @@ def institutions_of_token(dataset: Dataset) -> tuple[int, ...]:
 
 def event_or_404(dataset: Dataset, event_id, label: str):
     """The one event a token may see, as JSON, or a 404 naming it."""
+    refuse_unknown_args(())
     event = store.get_event(es(), dataset, settings().index_prefix, event_id, institutions_of_token(dataset))
     if event is None:
         raise ApiError(404, "not_found", f"No event with {label}.")
@@ -252,6 +268,7 @@ def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
     token's institutions. Returns the report, the parsed batch and the documents sent
     (position → (id, document))."""
     received_at = datetime.now(UTC)
+    refuse_unknown_args(INGEST_QUERY)
     batch = read_batch()
     batch.sent_at = batch.sent_at or request.args.get("sent_at")
     new_id = current_app.extensions["ids"].next_id

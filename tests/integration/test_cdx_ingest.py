@@ -155,6 +155,23 @@ def test_refresh_wait_for_makes_events_visible(client, tokens):
     assert post(client, tokens, {}, query="?refresh=sometimes").status_code == 400
 
 
+def test_an_unknown_query_parameter_is_400_and_nothing_is_stored(client, tokens):
+    """A typo such as `refesh` would otherwise be dropped, and the client not wait."""
+    response = post(client, tokens, {"uuid": "typo"}, query="?refesh=wait_for")
+    assert response.status_code == 400
+    error = response.json["error"]
+    assert "refesh" in error["message"] and error["details"]["valid"] == ["refresh", "sent_at"]
+    assert count(client, tokens, "uuid=typo") == 0
+    roundware = client.post(
+        "/api/2/events/?refesh=true",
+        json={"session_id": 1, "event_type": "x"},
+        headers=auth(tokens["ingest"]),
+    )
+    assert roundware.status_code == 400 and "refesh" in roundware.json["error"]["message"]
+    by_id = client.get("/events/typo?fields=uuid", headers=auth(tokens["query"]))
+    assert by_id.status_code == 400 and "fields" in by_id.json["error"]["message"]
+
+
 def test_default_does_not_wait_but_event_is_stored(es, settings, client, tokens):
     response = post(client, tokens, {"uuid": "later"}, query="")
     assert response.status_code == 201
