@@ -258,6 +258,11 @@ class QuerySchemaBase(Schema):
 COUNT_ONLY = "page_size=0 answers the count only"
 
 
+def can_add_rows(group: Group) -> bool:
+    """Whether `fill=zero` may add rows to this group alone: its domain is more than the values seen."""
+    return isinstance(group, DateBuckets | WholeEntry) or bool(group.values or getattr(group, "ranges", ()))
+
+
 def refuse_without_effect(params: QueryParams) -> None:
     """A parameter the service accepts changes the answer: one that could not change this
     answer is refused by name, never silently ignored."""
@@ -277,6 +282,11 @@ def refuse_without_effect(params: QueryParams) -> None:
             "stats": params.grouped and params.stats,  # without group_by: the whole answer's
         }
         refused |= {name: f"{COUNT_ONLY}: no rows for {name}." for name, given in moot.items() if given}
+    if params.fill and len(params.groups) == 1 and not can_add_rows(params.groups[0]):
+        refused["fill"] = (
+            "fill=zero adds rows for date buckets, declared values, age ranges or groups crossed: "
+            f"'{params.groups[0].name}' alone has none."
+        )
     if refused:
         raise ValidationError({name: [message] for name, message in refused.items()})
 
@@ -320,7 +330,10 @@ def query_schema(dataset: Dataset) -> type[Schema]:
         ),
         fill=fields.String(
             validate=validate.OneOf(["zero"]),
-            metadata={"description": "zero: add count-0 rows for every date bucket and declared value"},
+            metadata={
+                "description": "zero: add count-0 rows for every date bucket, declared value and age "
+                "range, crossed with the other groups' values"
+            },
         ),
         stats=NameList(metadata={"description": "numeric fields to summarise per row, e.g. `age`"}),
         min_count=fields.Integer(

@@ -145,6 +145,28 @@ def test_zero_fill_declared_results(client, tokens):
     assert rows == [{"result": "negative", "count": 1}, {"result": "positive", "count": 0}]
 
 
+def test_zero_fill_crosses_groups_without_declared_values(client, tokens):
+    rows = get(client, tokens, "group_by=gender,institution&fill=zero&uuid=b0001,b0002")["events"]
+    assert [(row["gender"], row["institution"], row["count"]) for row in rows] == [
+        ("male", 2, 1),
+        ("male", 3, 0),
+        ("other", 2, 0),
+        ("other", 3, 1),
+    ]
+
+
+@pytest.mark.parametrize("group_by", ["gender", "location", "age", "condition"])
+def test_zero_fill_of_a_group_it_cannot_add_rows_to_is_400(client, tokens, group_by):
+    """One group with no declared values, dates or ranges: fill=zero could add no row."""
+    response = client.get(f"/events?group_by={group_by}&fill=zero", headers=auth(tokens["query"]))
+    assert response.status_code == 400, response.json
+    assert list(response.json["error"]["details"]["fields"]) == ["fill"]
+    admin = client.post(
+        "/events/query", json={"group_by": {"admin_level": 0}, "fill": "zero"}, headers=auth(tokens["query"])
+    )
+    assert admin.status_code == 400 and "fill" in admin.json["error"]["details"]["fields"]
+
+
 def test_stats_per_row_and_for_the_whole_result(client, tokens):
     rows = get(client, tokens, "group_by=institution&stats=age")["events"]
     for row in rows:
