@@ -52,8 +52,22 @@ class IngestReport(Schema):
 
 class QueryResult(Schema):
     total_count = fields.Integer(required=True)
-    events = fields.List(fields.Dict(), required=True, metadata={"description": "events, or grouped rows"})
-    next_cursor = fields.String(allow_none=True, metadata={"description": "absent when grouped"})
+    events = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={
+            "description": "events, or grouped rows: their keys (a date group's is its field) and count"
+        },
+    )
+    next_cursor = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "null on the last page; absent with page_size=0 and for grouped rows "
+            "without page_size"
+        },
+    )
+    exact = fields.Boolean(metadata={"description": "grouped answers: counts are exact, no group left out"})
+    stats = fields.Dict(metadata={"description": "with `stats` and without `group_by`: the whole answer's"})
 
 
 EVENT = {"type": "object"}
