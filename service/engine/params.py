@@ -335,7 +335,12 @@ def query_schema(dataset: Dataset) -> type[Schema]:
                 "range, crossed with the other groups' values"
             },
         ),
-        stats=NameList(metadata={"description": "numeric fields to summarise per row, e.g. `age`"}),
+        stats=NameList(
+            metadata={
+                "description": "numeric fields to summarise per row, or for the whole answer without "
+                "group_by (roundware's array: in X-Stats), e.g. `age`"
+            }
+        ),
         min_count=fields.Integer(
             validate=validate.Range(min=1),
             metadata={"description": "hide counts below this (small-count suppression)"},
