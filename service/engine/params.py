@@ -7,6 +7,7 @@ the pure translation turns into an Elasticsearch request. Unknown names are refu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
@@ -178,8 +179,8 @@ class TimeZone(fields.String):
 def time_zone_field() -> TimeZone:
     return TimeZone(
         metadata={
-            "description": "IANA name or ±HH:MM (default UTC) of date group labels and of filter "
-            "datetimes without an offset (`since=2024-03-01` is that day's start there)"
+            "description": "IANA name or ±HH:MM (default UTC) in which date groups are labelled "
+            "(and `fill=zero` steps); filter datetimes without an offset stay UTC"
         }
     )
 
@@ -202,23 +203,23 @@ class QuerySchemaBase(Schema):
             raise ValidationError({"fill": ["fill needs group_by."]})
         common = {key: data.pop(key) for key in COMMON if key in data}
         self.check_calendar(common, groups, data)
-        filters = self.in_zone(data, parse_zone(common.get("time_zone", "UTC")))
+        # Filter datetimes without an offset are UTC (docs/api.md §5), whatever `time_zone` says.
+        filters = self.in_zone(data, UTC)
         params = QueryParams(filters=filters, groups=groups, order=order, stats=stats, **common)
         refuse_without_effect(params)
         return params
 
     def check_calendar(self, common: dict, groups, filters: dict) -> None:
-        """`time_zone` reads date groups and filter datetimes, `week_start` makes weeks: given
-        where there is none, they would change nothing."""
+        """`time_zone` labels date groups, `week_start` makes weeks: given where there is none,
+        they would change nothing."""
         dated = [group for group in groups if isinstance(group, DateBuckets)]
         if "week_start" in common and not any(group.interval == "week" for group in dated):
             raise ValidationError({"week_start": ["week_start needs a week(F) group."]})
-        reads_dates = any(self.dataset.filters[name].reads_dates for name in filters)
-        if "time_zone" in common and not dated and not reads_dates:
-            raise ValidationError({"time_zone": ["time_zone needs a date group or a date filter."]})
+        if "time_zone" in common and not dated:
+            raise ValidationError({"time_zone": ["time_zone needs a date group."]})
 
     def in_zone(self, filters: dict, zone) -> dict:
-        """Filter values as the clauses take them, datetimes without an offset read in `zone`."""
+        """Filter values as the clauses take them (a partial datetime as the span it covers)."""
         read = {}
         for name, value in filters.items():
             try:
@@ -355,7 +356,6 @@ def export_schema(dataset: Dataset) -> type[Schema]:
     declared = {name: flt.param_field() for name, flt in dataset.filters.items()}
     declared.update(
         order_by=NameList(metadata={"description": "e.g. `age,-gender`"}),
-        time_zone=time_zone_field(),
         format=fields.String(
             validate=validate.OneOf(["ndjson", "csv"]), metadata={"description": "ndjson (default) or csv"}
         ),
