@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from . import conditional, errors, extensions, observability, templates
+from . import conditional, cors, errors, extensions, observability, templates
 from .config import Settings
 from .jsonio import OrjsonProvider
 
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, es=None) -> Flask:
     extensions.init_app(app, settings, es)
     observability.init_app(app, settings.log_level)
     _register_api(app)
+    cors.init_app(app, settings)
     conditional.init_app(app, settings)
     errors.init_app(app)
     from . import cli
