@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+# Debian packages, installed as root (or through sudo) when a target needs them (npm).
+APT_INSTALL = sh -c 'if [ "$$(id -u)" -ne 0 ]; then S=sudo; fi; $$S apt-get update -qq && \
+	$$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$@"' apt-install
 
 .PHONY: run test test-unit reliability lint format templates bench clean
 
@@ -11,8 +15,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
+## The pages' browser libraries (Chart.js for /explore), as pinned in package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || $(APT_INSTALL) npm
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 ## Run the service on :8888 (gunicorn); starts a local Elasticsearch unless ES_URL is set.
-run: $(STAMP)
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m scripts.run
 
 ## The whole test suite against a real Elasticsearch node (a local one unless ES_URL is set).
@@ -51,4 +61,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .local .pytest_cache .ruff_cache

@@ -30,19 +30,43 @@ class ErrorSchema(Schema):
 
 
 class IngestReport(Schema):
-    stored = fields.Integer(required=True)
-    duplicates = fields.Integer(required=True)
-    rejected = fields.Integer(required=True)
+    stored = fields.Integer(required=True, metadata={"example": 2})
+    duplicates = fields.Integer(required=True, metadata={"example": 0})
+    rejected = fields.Integer(required=True, metadata={"example": 1})
     ids = fields.List(
-        fields.Raw(allow_none=True), required=True, metadata={"description": "null: not stored"}
+        fields.Raw(allow_none=True),
+        required=True,
+        metadata={"description": "null: not stored", "example": ["3f2a9c1e-…", None, "77b0d2aa-…"]},
     )
-    errors = fields.List(fields.Dict(), required=True, metadata={"description": "{index, status, errors}"})
+    errors = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={
+            "description": "{index, status, errors}",
+            "example": [
+                {"index": 1, "status": "invalid", "errors": {"age": ["Must be greater than or equal to 0."]}}
+            ],
+        },
+    )
 
 
 class QueryResult(Schema):
-    total_count = fields.Integer(required=True)
-    events = fields.List(fields.Dict(), required=True, metadata={"description": "events, or grouped rows"})
-    next_cursor = fields.String(allow_none=True, metadata={"description": "absent when grouped"})
+    total_count = fields.Integer(required=True, metadata={"example": 23})
+    events = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={
+            "description": "events, or grouped rows (their keys and `count`)",
+            "example": [
+                {"gender": "female", "result": "positive", "count": 7},
+                {"gender": "male", "result": "positive", "count": 16},
+            ],
+        },
+    )
+    exact = fields.Boolean(metadata={"description": "grouped: counts are exact, no group left out"})
+    next_cursor = fields.String(
+        allow_none=True, metadata={"description": "the next page's `cursor`; null on the last page"}
+    )
 
 
 EVENT = {"type": "object"}
