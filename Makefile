@@ -3,23 +3,39 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+# Debian packages, installed as root (or through sudo) when a target needs them.
+APT_INSTALL = sh -c 'if [ "$$(id -u)" -ne 0 ]; then S=sudo; fi; $$S apt-get update -qq && \
+	$$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$@"' apt-install
 
-.PHONY: run test test-unit reliability lint format templates bench clean
+.PHONY: run test test-unit reliability lint format templates bench clean browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
+## The pages' browser libraries (Chart.js for /explore), as pinned in package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || $(APT_INSTALL) npm
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+## Headless Chromium and its driver for tests/browser: Debian's chromium and chromium-driver.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		$(APT_INSTALL) chromium chromium-driver; fi
+
 ## Run the service on :8888 (gunicorn); starts a local Elasticsearch unless ES_URL is set.
-run: $(STAMP)
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m scripts.run
 
-## The whole test suite against a real Elasticsearch node (a local one unless ES_URL is set).
-test: $(STAMP)
+## The whole test suite against a real Elasticsearch node (a local one unless ES_URL is set),
+## the pages in headless Chromium included (REQUIRE_BROWSER: a missing browser fails, not skips).
+test: $(STAMP) $(NODE_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Faults, backpressure, hostile input, security and a soak, against real Elasticsearch processes
 ## (~20 min; docs/reliability.md). SOAK_SECONDS, OUTAGE_SECONDS, FUZZ_EXAMPLES, PROPERTY_EXAMPLES set its size.
@@ -51,4 +67,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .local .pytest_cache .ruff_cache

@@ -66,7 +66,8 @@ def main() -> int:
             f'       -d \'{{"gender": "female", "age": 31, "results": [{{"condition": "mtb", '
             f'"result": "positive"}}]}}\' \'http://127.0.0.1:{port}/events?refresh=wait_for\'\n'
             f"  curl -H 'Authorization: token {secret}' 'http://127.0.0.1:{port}/events?group_by=gender,result'\n"
-            f"API docs: http://127.0.0.1:{port}/docs, metrics: http://127.0.0.1:{port}/metrics\n",
+            f"API docs: http://127.0.0.1:{port}/docs, query explorer: http://127.0.0.1:{port}/explore, "
+            f"metrics: http://127.0.0.1:{port}/metrics\n",
             flush=True,
         )
         server = subprocess.Popen(

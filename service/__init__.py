@@ -6,12 +6,18 @@ import logging
 
 from flask import Flask
 
-from . import errors, extensions, observability, templates
+from . import conditional, cors, errors, extensions, observability, templates, web
 from .config import Settings
 from .jsonio import OrjsonProvider
 
 log = logging.getLogger(__name__)
 API_VERSION = "1.0.0"
+#: The OpenAPI document's description (Markdown: /docs renders it).
+DESCRIPTION = """Event ingest and aggregation over Elasticsearch.
+
+Every data endpoint needs the header `Authorization: token <secret>`: press **Authorize** and
+give the secret (a bare secret is sent as `token <secret>`) to try calls from this page. Build
+and chart grouped queries in the [query explorer](/explore)."""
 
 
 def create_app(settings: Settings | None = None, es=None) -> Flask:
@@ -31,6 +37,9 @@ def create_app(settings: Settings | None = None, es=None) -> Flask:
     extensions.init_app(app, settings, es)
     observability.init_app(app, settings.log_level)
     _register_api(app)
+    web.init_app(app, app.extensions["api"])
+    cors.init_app(app, settings)
+    conditional.init_app(app, settings)
     errors.init_app(app)
     from . import cli
 
@@ -44,9 +53,10 @@ def _register_api(app: Flask) -> None:
     from .api import cdx, health, roundware
     from .api.smorest import Api
 
-    api = Api(app, spec_kwargs={"info": {"description": "Event ingest and aggregation over Elasticsearch."}})
+    api = Api(app, spec_kwargs={"info": {"description": DESCRIPTION}})
     api.spec.components.security_scheme(
-        "token", {"type": "apiKey", "in": "header", "name": "Authorization", "description": "token <secret>"}
+        "token",
+        {"type": "apiKey", "in": "header", "name": "Authorization", "description": "`token <secret>`"},
     )
     api.spec.options["security"] = [{"token": []}]
     for blueprint in (health.blp, cdx.blp, roundware.blp):

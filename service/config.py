@@ -42,6 +42,9 @@ class Settings:
     retry_after_seconds: int = 5
     #: LOG_LEVEL: level of the service's JSON log lines (one per request at `info`).
     log_level: str = "info"
+    #: CORS_ORIGINS: browser origins (comma-separated, `*` for any) whose pages may call the
+    #: API (CORS); empty: none.
+    cors_origins: str = ""
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:

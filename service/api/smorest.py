@@ -41,22 +41,41 @@ class ErrorSchema(Schema):
 
 
 class IngestReport(Schema):
-    stored = fields.Integer(required=True)
-    duplicates = fields.Integer(required=True)
-    rejected = fields.Integer(required=True)
+    stored = fields.Integer(required=True, metadata={"example": 2})
+    duplicates = fields.Integer(required=True, metadata={"example": 0})
+    rejected = fields.Integer(required=True, metadata={"example": 1})
     ids = fields.List(
-        fields.Raw(allow_none=True), required=True, metadata={"description": "null: not stored"}
+        fields.Raw(allow_none=True),
+        required=True,
+        metadata={"description": "null: not stored", "example": ["3f2a9c1e-…", None, "77b0d2aa-…"]},
     )
-    errors = fields.List(fields.Dict(), required=True, metadata={"description": "{index, status, errors}"})
+    errors = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={
+            "description": "{index, status, errors}",
+            "example": [
+                {"index": 1, "status": "invalid", "errors": {"age": ["Must be greater than or equal to 0."]}}
+            ],
+        },
+    )
 
 
 class QueryResult(Schema):
-    total_count = fields.Integer(required=True)
+    total_count = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"example": 23, "description": "null when min_count hides it"},
+    )
     events = fields.List(
         fields.Dict(),
         required=True,
         metadata={
-            "description": "events, or grouped rows: their keys (a date group's is its field) and count"
+            "description": "events, or grouped rows: their keys (a date group's is its field) and count",
+            "example": [
+                {"gender": "female", "result": "positive", "count": 7},
+                {"gender": "male", "result": "positive", "count": 16},
+            ],
         },
     )
     next_cursor = fields.String(
