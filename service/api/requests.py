@@ -189,7 +189,8 @@ def export(dataset: Dataset, params: QueryParams) -> Response:
     filename = f"{dataset.name}-events.{params.format}"
     return Response(
         stream_with_context(chunks),
-        mimetype=files.MEDIA_TYPES[params.format],
+        # The whole header as given: `mimetype=` would append a second charset to text/csv.
+        content_type=files.MEDIA_TYPES[params.format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
