@@ -24,7 +24,10 @@ ISO_DATETIME = re.compile(
 class IsoDateTime(fields.String):
     """An ISO 8601 date or datetime, kept as the client wrote it (no offset means UTC)."""
 
-    default_error_messages = {"invalid": "Not a valid ISO 8601 datetime."}
+    default_error_messages = {
+        "invalid": "Not a valid ISO 8601 datetime.",
+        "range": "Must lie within years 0001 to 9999 in UTC.",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -32,15 +35,33 @@ class IsoDateTime(fields.String):
             raise self.make_error("invalid")
         try:
             from_iso(text)
+        except OutsideCalendar as exc:
+            raise self.make_error("range") from exc
         except ValueError as exc:
             raise self.make_error("invalid") from exc
         return text
 
 
+class OutsideCalendar(ValueError):
+    """A datetime whose instant falls outside years 1 to 9999 in UTC."""
+
+
 def from_iso(text: str):
-    """Parse an ISO 8601 datetime; a value without an offset is UTC."""
+    """Parse an ISO 8601 datetime; a value without an offset is UTC.
+
+    Raises ValueError, and OutsideCalendar for an instant before 0001-01-01T00:00Z or after
+    9999-12-31T23:59:59.999999Z (`9999-12-31T23:00-05:00`): monthly indices, date buckets and
+    bounds are all computed in UTC, where such an instant has no date.
+    """
     parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    if parsed.year in (1, 9999) and parsed.utcoffset():  # only there can an offset leave the calendar
+        try:
+            parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise OutsideCalendar(text) from exc
+    return parsed
 
 
 class StringOrInteger(fields.Field):

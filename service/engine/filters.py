@@ -153,7 +153,8 @@ class DatePrefix(Filter):
 
     def clause(self, value: str) -> dict:
         start, end = prefix_bounds(value)
-        return {"range": {self.field: {"gte": start, "lt": end}}}
+        # No end: the period runs to the end of year 9999 in UTC, past which nothing is stored.
+        return {"range": {self.field: {"gte": start} | ({"lt": end} if end else {})}}
 
 
 PARTIAL_DATETIME = re.compile(
@@ -176,18 +177,13 @@ class PartialDateTime(fields.String):
         return text
 
 
-def prefix_bounds(text: str) -> tuple[str, str]:
-    """The [start, end) instants a full or partial ISO datetime covers (UTC without offset).
+def prefix_bounds(text: str) -> tuple[str, str | None]:
+    """The [start, end) instants a full or partial ISO datetime covers (UTC without offset);
+    the end is None when the period reaches past year 9999 in UTC (`9999-12`).
 
-    Raises ValueError for anything else, impossible dates and offsets included.
+    Raises ValueError for anything else: impossible dates and offsets, and a start outside
+    years 1 to 9999 in UTC (`0001-01-01T00+05:00`).
     """
-    try:
-        return _prefix_bounds(text)
-    except OverflowError as exc:  # the end of year 9999 is past datetime's range
-        raise ValueError(text) from exc
-
-
-def _prefix_bounds(text: str) -> tuple[str, str]:
     match = PARTIAL_DATETIME.match(text.strip())
     if not match:
         raise ValueError(text)
@@ -203,21 +199,37 @@ def _prefix_bounds(text: str) -> tuple[str, str]:
         int((fraction or "0").ljust(6, "0")),
         tzinfo=zone,
     )
+    if not _in_utc_calendar(start):
+        raise ValueError(text)
+    try:
+        end = _period_end(start, month, day, hour, minute, second, fraction)
+    except (OverflowError, ValueError):  # the period ends after 9999-12-31 in its own offset
+        return start.isoformat(), None
+    return start.isoformat(), end.isoformat() if _in_utc_calendar(end) else None
+
+
+def _period_end(start: datetime, month, day, hour, minute, second, fraction) -> datetime:
     if month is None:
-        end = start.replace(year=start.year + 1)
-    elif day is None:
-        end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-    elif hour is None:
-        end = start + timedelta(days=1)
-    elif minute is None:
-        end = start + timedelta(hours=1)
-    elif second is None:
-        end = start + timedelta(minutes=1)
-    elif fraction is None:
-        end = start + timedelta(seconds=1)
-    else:
-        end = start + timedelta(microseconds=10 ** (6 - len(fraction)))
-    return start.isoformat(), end.isoformat()
+        return start.replace(year=start.year + 1)
+    if day is None:
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    if hour is None:
+        return start + timedelta(days=1)
+    if minute is None:
+        return start + timedelta(hours=1)
+    if second is None:
+        return start + timedelta(minutes=1)
+    if fraction is None:
+        return start + timedelta(seconds=1)
+    return start + timedelta(microseconds=10 ** (6 - len(fraction)))
+
+
+def _in_utc_calendar(moment: datetime) -> bool:
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

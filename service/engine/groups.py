@@ -8,9 +8,11 @@ any cardinality (a `terms` aggregation is approximate and capped). Every method 
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 #: Stored in derived keyword fields for "this entry lacks the key", so such events get the
 #: `null` row (a composite `missing_bucket` only sees fields absent from the whole event).
@@ -187,22 +189,33 @@ def format_bucket(local: datetime, interval: str, week_start: str = "monday") ->
 
 
 MAX_OFFSET = timedelta(hours=18)
+#: `±HH:MM` (or `±HHMM`): whole minutes, as Elasticsearch is sent them.
+OFFSET = re.compile(r"[+-]\d{2}:?\d{2}")
+#: Names Python's tz database may list (some are mere files of the system's zoneinfo folder)
+#: that Elasticsearch (java.time) does not read.
+NOT_IN_JAVA = frozenset({"EST", "HST", "MST", "ROC", "Factory", "localtime", "posixrules"})
 
 
 def parse_zone(zone: str) -> tzinfo:
     """An IANA name or a `±HH:MM` offset (raises ValueError)."""
     if zone and zone[0] in "+-":
-        parsed = datetime.strptime(zone, "%z").tzinfo
+        parsed = datetime.strptime(zone, "%z").tzinfo if OFFSET.fullmatch(zone) else None
         # Elasticsearch (java.time) refuses offsets beyond ±18:00.
         if parsed is None or abs(parsed.utcoffset(None)) > MAX_OFFSET:
             raise ValueError(zone)
         return parsed
     if zone in ("UTC", "Z"):
         return UTC
-    try:
-        return ZoneInfo(zone)
-    except (KeyError, ValueError, OSError) as exc:
-        raise ValueError(zone) from exc
+    if zone not in iana_names():
+        raise ValueError(zone)
+    return ZoneInfo(zone)
+
+
+@cache
+def iana_names() -> frozenset[str]:
+    """The zone names both Python and Elasticsearch read: `ZoneInfo` alone would also open
+    files such as `localtime` or `posix/Europe/Berlin`, which Elasticsearch refuses."""
+    return frozenset(available_timezones()) - NOT_IN_JAVA
 
 
 def es_zone(zone: str) -> str:

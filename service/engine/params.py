@@ -155,7 +155,9 @@ class TimeZone(fields.String):
         try:
             parse_zone(text)
         except ValueError as exc:
-            raise ValidationError(f"Unknown time zone '{text}': use an IANA name or ±HH:MM.") from exc
+            raise ValidationError(
+                f"Unknown time zone '{text}': use an IANA name or ±HH:MM (at most ±18:00)."
+            ) from exc
         return text
 
 
@@ -218,7 +220,9 @@ def query_schema(dataset: Dataset) -> type[Schema]:
         ),
         order_by=NameList(metadata={"description": "e.g. `age,-gender`; grouped: keys or `count`"}),
         group_by=GroupBy(dataset, metadata={"description": "e.g. `gender,week(start_time)`"}),
-        time_zone=TimeZone(metadata={"description": "IANA name or ±HH:MM for date buckets (UTC)"}),
+        time_zone=TimeZone(
+            metadata={"description": "IANA name or ±HH:MM (at most ±18:00) for date buckets (UTC)"}
+        ),
         week_start=fields.String(
             validate=validate.OneOf(["monday", "sunday"]),
             metadata={"description": "monday: ISO weeks (default); sunday: Sunday-Saturday (MMWR) weeks"},

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import itertools
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from operator import getitem
 
 from ..datasets.fields import from_iso
@@ -208,8 +208,9 @@ def date_bounds(dataset: Dataset, params: QueryParams) -> dict:
     for name, value in params.filters.items():
         flt = dataset.filters[name]
         if isinstance(flt, DatePrefix):
-            low, high = (from_iso(end) for end in prefix_bounds(value))
-            edges = {"low": low, "high": high - timedelta(milliseconds=1)}
+            start, end = prefix_bounds(value)
+            high = from_iso(end) - timedelta(milliseconds=1) if end else datetime.max.replace(tzinfo=UTC)
+            edges = {"low": from_iso(start), "high": high}
         elif isinstance(flt, Bound) and flt.field_type.es_type == "date":
             edges = {("low" if flt.op in ("gt", "gte") else "high"): from_iso(value)}
         else:
