@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError
 from .. import files, pipeline, store
 from ..datasets.registry import Dataset
 from ..engine import shape
+from ..engine.groups import ParameterError
 from ..engine.params import RESULT_WINDOW, QueryParams
 from ..errors import CODES, ApiError, arguments_error, validation_error
 from ..ingest import Batch, Report, decode_body, parse_events
@@ -133,9 +134,12 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
             )
         fingerprint = shape.fingerprint(dataset, params)
         after = read_cursor(params, fingerprint)
-        total, acc, after = store.group_page(
-            es(), dataset, prefix, params, params.page_size, institutions, after
-        )
+        try:
+            total, acc, after = store.group_page(
+                es(), dataset, prefix, params, params.page_size, institutions, after
+            )
+        except ParameterError as exc:
+            raise refusal(exc) from exc
         rows = shape.rows(params, acc)
         cursor = shape.encode_cursor(after, fingerprint) if after else None
         return {"total_count": total, "events": rows, "exact": True, "next_cursor": cursor}
@@ -146,9 +150,14 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
         rows = current_app.extensions["rows_cache"].rows(
             (dataset.name, repr(params), digest(pages)), partial(shaped_rows, dataset, params, pages)
         )
-    except ValueError as exc:
-        raise validation_error(str(exc), {"fields": {"fill": [str(exc)]}}) from exc
+    except ParameterError as exc:
+        raise refusal(exc) from exc
     return {"total_count": total, "events": rows, "exact": True}
+
+
+def refusal(exc: ParameterError) -> ApiError:
+    """Rows that cannot be made (too many to fill, dates beyond the calendar): a 400 naming why."""
+    return validation_error(str(exc), {"fields": {exc.parameter: [str(exc)]}})
 
 
 def shaped_rows(dataset: Dataset, params: QueryParams, pages: list[list[dict]]) -> list[dict]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from ..datasets.registry import Dataset
-from .groups import AdminLevel, BucketOptions, EntryKey, Group, WholeEntry, parse_zone
+from .groups import MAX_FILLED_ROWS, AdminLevel, BucketOptions, EntryKey, Group, WholeEntry, parse_zone
 
 #: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
 RESULT_WINDOW = 10_000
@@ -230,7 +230,10 @@ def query_schema(dataset: Dataset) -> type[Schema]:
         cursor=fields.String(metadata={"description": "next_cursor of the previous page"}),
         fill=fields.String(
             validate=validate.OneOf(["zero"]),
-            metadata={"description": "zero: add count-0 rows for every date bucket and declared value"},
+            metadata={
+                "description": "zero: add count-0 rows for every date bucket and declared value "
+                f"(at most {MAX_FILLED_ROWS} rows)"
+            },
         ),
         stats=NameList(metadata={"description": "numeric fields to summarise per row, e.g. `age`"}),
         min_count=fields.Integer(

@@ -163,3 +163,123 @@ def test_time_zone_offsets_up_to_18_hours(client, tokens, zone, day):
 )
 def test_time_zones_elasticsearch_cannot_read_are_refused(client, tokens, zone):
     refused(client, tokens, f"/events?group_by=day(start_time)&time_zone={zone}", "time_zone")
+
+
+def rows_of(result, group: str) -> list[tuple]:
+    return [(row[date_key(group)], row["count"]) for row in result["events"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "group", "expected"),
+    [
+        ("uuid=edge-first,edge-early&time_zone=%2B05:00", "day(start_time)", [("0001-01-01", 2)]),
+        ("uuid=edge-first,edge-early&time_zone=%2B05:00", "month(start_time)", [("0001-01", 2)]),
+        ("uuid=edge-first,edge-early&time_zone=%2B18:00", "year(start_time)", [("0001", 2)]),
+        # 0001-01-01 is a Monday: its Sunday week starts in year 0 and is named after its Wednesday.
+        ("uuid=edge-first,edge-early&week_start=sunday", "week(start_time)", [("0001-W01", 2)]),
+        ("uuid=edge-early&time_zone=-05:00&week_start=sunday", "week(start_time)", [("0001-W01", 1)]),
+        ("uuid=edge-late,edge-last&time_zone=%2B05:00", "week(start_time)", [("9999-W52", 2)]),
+        (
+            "uuid=edge-late,edge-last&time_zone=%2B05:00&week_start=sunday",
+            "week(start_time)",
+            [("9999-W52", 2)],
+        ),
+        ("uuid=edge-late,edge-last&time_zone=-18:00", "day(start_time)", [("9999-12-31", 2)]),
+        ("uuid=edge-late,edge-last", "month(start_time)", [("9999-12", 2)]),
+        ("uuid=edge-late,edge-last&page_size=10", "year(start_time)", [("9999", 2)]),
+    ],
+)
+def test_date_buckets_at_the_calendar_ends(client, tokens, query, group, expected):
+    assert rows_of(get(client, tokens, f"/events?group_by={group}&{query}"), group) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "group_by=day(start_time)&uuid=edge-late&time_zone=%2B05:00",  # 10000-01-01 there
+        "group_by=day(start_time)&uuid=edge-late&time_zone=%2B05:00&page_size=10",
+        "group_by=year(start_time)&uuid=edge-last&time_zone=%2B00:01",
+        "group_by=month(start_time)&uuid=edge-early&time_zone=-05:00",  # 0000-12-31 there
+        "group_by=week(start_time)&uuid=edge-early&time_zone=-05:00",  # its Thursday is in year 0
+        "group_by=day(start_time)&uuid=edge-first&time_zone=America/New_York",
+        "group_by=day(start_time)&fill=zero&uuid=edge-mid&since=9999-12-30"
+        "&until=9999-12-31T23:59:59.999&time_zone=%2B05:00",
+        "group_by=month(start_time)&fill=zero&uuid=edge-mid&since=0001-01-01&time_zone=-01:00",
+    ],
+)
+def test_date_buckets_beyond_the_calendar_are_refused(client, tokens, query):
+    refused(client, tokens, f"/events?{query}", "time_zone")
+
+
+WEEKS_OF_9999_12 = [("9999-W48", 0), ("9999-W49", 0), ("9999-W50", 0), ("9999-W51", 0), ("9999-W52", 2)]
+
+
+@pytest.mark.parametrize(
+    ("path", "group", "expected"),
+    [
+        (
+            "/events?fill=zero&since=9999-12-25",
+            "day(start_time)",
+            [(f"9999-12-{day}", 0) for day in range(25, 31)] + [("9999-12-31", 2)],
+        ),
+        (
+            "/events?fill=zero&since=9999-01-01",
+            "month(start_time)",
+            [(f"9999-{month:02d}", 0) for month in range(1, 12)] + [("9999-12", 2)],
+        ),
+        (
+            "/events?fill=zero&since=9990-01-01",
+            "year(start_time)",
+            [(str(year), 0) for year in range(9990, 9999)] + [("9999", 2)],
+        ),
+        ("/events?fill=zero&since=9999-12-01&week_start=sunday", "week(start_time)", WEEKS_OF_9999_12),
+        (
+            "/events?fill=zero&until=0001-01-20&week_start=sunday",
+            "week(start_time)",
+            [("0001-W01", 2), ("0001-W02", 0), ("0001-W03", 0)],
+        ),
+        (
+            "/events?fill=zero&until=0001-01-03",
+            "day(start_time)",
+            [("0001-01-01", 2), ("0001-01-02", 0), ("0001-01-03", 0)],
+        ),
+        (
+            "/api/2/events/?fill=zero&server_time=9999-12",
+            "day(server_time)",
+            [(f"9999-12-{day:02d}", int(day in (15, 31))) for day in range(1, 32)],
+        ),
+        ("/api/2/events/?fill=zero&server_time__lt=0001-01-03", "day(server_time)", []),
+        (
+            "/api/2/events/?fill=zero&server_time__gt=9999-12-30T00:00:00Z",
+            "day(server_time)",
+            [("9999-12-30", 0), ("9999-12-31", 1)],
+        ),
+        (  # strict bounds: the day of `__lt`'s instant is not filled
+            "/api/2/events/?fill=zero&server_time__gt=9999-12-12T23:59:59.999Z&server_time__lt=9999-12-15",
+            "day(server_time)",
+            [("9999-12-13", 0), ("9999-12-14", 0)],
+        ),
+    ],
+)
+def test_zero_fill_at_the_calendar_ends(client, tokens, path, group, expected):
+    assert rows_of(get(client, tokens, f"{path}&group_by={group}"), group) == expected
+
+
+def test_zero_fill_is_limited_by_rows_only(client, tokens):
+    """The one limit is 200,000 rows: eleven thousand days are filled, not refused."""
+    query = "group_by=day(start_time)&fill=zero&since=2000-01-01&until=2030-12-31&uuid=edge-mid"
+    rows = rows_of(get(client, tokens, f"/events?{query}"), "day(start_time)")
+    assert len(rows) == 11_323 and rows[0] == ("2000-01-01", 0) and rows[-1] == ("2030-12-31", 0)
+    assert [row for row in rows if row[1]] == [("2024-06-15", 1)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "group_by=test_type,day(start_time)&fill=zero&since=1800-01-01&until=2099-12-31",  # 219,144 rows
+        "group_by=day(start_time)&fill=zero",  # every day from year 1 to 9999
+    ],
+)
+def test_zero_fill_past_200000_rows_is_refused(client, tokens, query):
+    error = refused(client, tokens, f"/events?{query}", "fill")
+    assert "200000" in error["error"]["message"]
