@@ -129,8 +129,13 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
     if params.page_size:
         if not params.streamable:
             raise validation_error(
-                "Grouped rows page by cursor only in key order: drop order_by, fill or age ranges.",
-                {"fields": {"page_size": ["Not with order_by, fill or age ranges."]}},
+                "Grouped rows page by cursor only in key order, a bucket a row: drop order_by, "
+                "fill, age ranges, or Sunday weeks in a named time zone.",
+                {
+                    "fields": {
+                        "page_size": ["Not with order_by, fill, age ranges or Sunday weeks in a named zone."]
+                    }
+                },
             )
         fingerprint = shape.fingerprint(dataset, params)
         after = read_cursor(params, fingerprint)

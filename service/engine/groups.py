@@ -61,8 +61,9 @@ class Group:
     def keys(self) -> tuple[str, ...]:
         return (self.key,)
 
-    #: Whether each bucket is exactly one row, in bucket order (so rows can stream by cursor).
-    one_row_per_bucket = True
+    def one_row_per_bucket(self, options: BucketOptions) -> bool:
+        """Whether each bucket is exactly one row, in bucket order (so rows can stream by cursor)."""
+        return True
 
     def rows(self, raw, options: BucketOptions) -> list[dict]:
         """The partial rows one bucket key stands for: usually one, none to drop the bucket."""
@@ -119,8 +120,24 @@ class DateBuckets(Group):
             "missing_bucket": True,
         }
         if self.interval == "week" and options.week_start == "sunday":
-            histogram["offset"] = "-1d"
+            # Elasticsearch's weeks start on Mondays, and its `offset` is a fixed duration: a
+            # day back from a Monday is the Sunday only where every day lasts 24 hours. In a
+            # zone with daylight saving time the buckets are the zone's own days, which `rows`
+            # gathers into their weeks.
+            if self.folds_days(options):
+                histogram["calendar_interval"] = "day"
+            else:
+                histogram["offset"] = "-1d"
         return {"date_histogram": histogram}
+
+    def folds_days(self, options: BucketOptions) -> bool:
+        """Sunday weeks in a named zone (not an offset, whose days all last 24 hours) come
+        from day buckets, several to a row."""
+        named = not isinstance(parse_zone(options.zone), timezone)
+        return self.interval == "week" and options.week_start == "sunday" and named
+
+    def one_row_per_bucket(self, options: BucketOptions) -> bool:
+        return not self.folds_days(options)
 
     def rows(self, raw, options: BucketOptions) -> list[dict]:
         if raw is None:
@@ -243,8 +260,7 @@ class AgeRanges(Group):
     def with_ranges(self, ranges) -> AgeRanges:
         return replace(self, ranges=tuple(dict.fromkeys(ranges)))
 
-    @property
-    def one_row_per_bucket(self) -> bool:
+    def one_row_per_bucket(self, options: BucketOptions) -> bool:
         return not self.ranges
 
     def bucket_aggregation(self, options: BucketOptions) -> dict | None:

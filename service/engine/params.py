@@ -47,7 +47,11 @@ class QueryParams:
     @property
     def streamable(self) -> bool:
         """Rows come one per bucket in bucket order, so a composite `after` key can page them."""
-        return not self.order and not self.fill and all(group.one_row_per_bucket for group in self.groups)
+        return (
+            not self.order
+            and not self.fill
+            and all(group.one_row_per_bucket(self.bucket_options) for group in self.groups)
+        )
 
 
 class NameList(fields.Field):
