@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 import orjson
 from marshmallow import ValidationError, fields, validate
@@ -122,6 +123,10 @@ class FieldType:
         """Read one query-string value of this type (raises ValueError)."""
         return text
 
+    def param_schema(self) -> dict:
+        """The OpenAPI schema of one query value of this type ({}: any text)."""
+        return {}
+
     def accepts(self, value) -> bool:
         """Ingest's fast path: True only if the schema field surely loads `value` unchanged.
 
@@ -167,7 +172,7 @@ class Integer(FieldType):
     minimum: int | None = None
     bits: int = 32
 
-    @property
+    @cached_property
     def bounds(self) -> validate.Range:
         low = -(2 ** (self.bits - 1))
         low = low if self.minimum is None else max(low, self.minimum)
@@ -183,9 +188,13 @@ class Integer(FieldType):
         except ValidationError as exc:
             raise ValueError(text) from exc
 
+    def param_schema(self) -> dict:
+        return {"type": "integer", "minimum": self.bounds.min, "maximum": self.bounds.max}
+
     def accepts(self, value) -> bool:
-        # `type(...) is int` leaves out bool, which StrictInteger refuses.
-        return type(value) is int and (self.minimum is None or value >= self.minimum)
+        # `type(...) is int` leaves out bool, which StrictInteger refuses; a value outside the
+        # bounds goes to the schema field, which names it (Elasticsearch would refuse it).
+        return type(value) is int and self.bounds.min <= value <= self.bounds.max
 
 
 @dataclass(frozen=True)
@@ -238,7 +247,8 @@ class LongList(Long):
         return fields.List(StrictInteger(validate=self.bounds), **kwargs)
 
     def accepts(self, value) -> bool:
-        return type(value) is list and all(type(item) is int for item in value)
+        low, high = self.bounds.min, self.bounds.max
+        return type(value) is list and all(type(item) is int and low <= item <= high for item in value)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from marshmallow import fields
 
-from .values import NOT_NULL, NULL, MultiValue, SingleValue, parse_scalar
+from .values import MAX_VALUES, NOT_NULL, NULL, SPECIAL, MultiValue, SingleValue, parse_scalar
 
 MAX_WILDCARDS = 4
 MAX_PATTERN_LENGTH = 256
@@ -34,6 +34,15 @@ class Filter:
 
     def param_field(self) -> fields.Field:
         raise NotImplementedError
+
+    def param_metadata(self, many: bool = True) -> dict:
+        """The parameter's OpenAPI description, and the schema of its values where their type
+        has one (integers carry their range)."""
+        one = self.field_type.param_schema() if self.field_type is not None else {}
+        if one and many:  # a list in JSON, repeated or comma-separated in the query string
+            special = {"type": "string", "enum": sorted(SPECIAL)}
+            one = {"type": "array", "items": {"anyOf": [one, special]}, "maxItems": MAX_VALUES}
+        return {"description": self.doc, **one}
 
     def clause(self, value) -> dict:
         raise NotImplementedError
@@ -78,7 +87,7 @@ class Match(Filter):
 
     def param_field(self):
         parse = parse_wildcard if self.wildcard else parse_scalar
-        return MultiValue(self.field_type, parse=parse, metadata={"description": self.doc})
+        return MultiValue(self.field_type, parse=parse, metadata=self.param_metadata())
 
     def clause(self, values: list) -> dict:
         return any_of(self.value_clauses(self.field, values))
@@ -123,7 +132,7 @@ class Bound(Filter):
     op: str = "gte"
 
     def param_field(self):
-        return SingleValue(self.field_type, metadata={"description": self.doc})
+        return SingleValue(self.field_type, metadata=self.param_metadata(many=False))
 
     def clause(self, value) -> dict:
         return {"range": {self.field: {self.op: value}}}
@@ -136,7 +145,7 @@ class Hierarchy(Filter):
     ancestors: str = ""
 
     def param_field(self):
-        return MultiValue(self.field_type, metadata={"description": self.doc})
+        return MultiValue(self.field_type, metadata=self.param_metadata())
 
     def clause(self, values: list) -> dict:
         plain = _plain(values)
@@ -237,7 +246,7 @@ class AllOf(Filter):
     """Events carrying every one of the values (`tag_ids=3,8`)."""
 
     def param_field(self):
-        return MultiValue(self.field_type, metadata={"description": self.doc})
+        return MultiValue(self.field_type, metadata=self.param_metadata())
 
     def clause(self, values: list) -> dict:
         plain = _plain(values)

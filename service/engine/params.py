@@ -104,7 +104,7 @@ class GroupBy(fields.Field):
     def from_object(self, key: str, spec) -> Group:
         age, admin = self.dataset.group_for_age(), self.dataset.group_for_admin_level()
         if age is not None and key == age.name:
-            return age.with_ranges(parse_ranges(spec))
+            return age.with_ranges(parse_ranges(spec, range_ends(self.dataset, age)))
         if admin is not None and key == admin.name:
             if isinstance(spec, bool) or not isinstance(spec, int) or not 0 <= spec < admin.depth:
                 raise ValidationError(f"admin_level must be an integer from 0 to {admin.depth - 1}.")
@@ -113,7 +113,14 @@ class GroupBy(fields.Field):
         raise ValidationError(f"Unknown group object '{key}'; valid: {', '.join(objects)}.")
 
 
-def parse_ranges(spec) -> list[tuple[int | None, int | None]]:
+def range_ends(dataset: Dataset, group: Group) -> tuple[int, int]:
+    """The ends a range of the group's field may have: its type's bounds, and one past the
+    largest value for an exclusive `to`."""
+    bounds = dataset.field_map[group.field].type.bounds
+    return bounds.min, bounds.max + 1
+
+
+def parse_ranges(spec, ends: tuple[int, int]) -> list[tuple[int | None, int | None]]:
     """Age buckets: `[0, 10]`, `[21]`, `[null, 5]`, `{"from": 16, "to": 21}`, `{"to": 5}`."""
     items = [spec] if isinstance(spec, dict) else spec
     if not isinstance(items, list) or not items:
@@ -129,6 +136,8 @@ def parse_ranges(spec) -> list[tuple[int | None, int | None]]:
         for end in (low, high):
             if end is not None and (isinstance(end, bool) or not isinstance(end, int)):
                 raise ValidationError(f"Age range ends must be integers or null: {item!r}.")
+            if end is not None and not ends[0] <= end <= ends[1]:
+                raise ValidationError(f"Age range ends must be from {ends[0]} to {ends[1]}: {item!r}.")
         ranges.append((low, high))
     return ranges
 
@@ -215,15 +224,18 @@ def query_schema(dataset: Dataset) -> type[Schema]:
     declared = {name: flt.param_field() for name, flt in dataset.filters.items()}  # as export_schema
     declared.update(
         page_size=fields.Integer(
-            validate=validate.Range(min=0),
-            metadata={"description": "rows per page (0: count only); at most MAX_PAGE_SIZE"},
+            # A search never returns more than RESULT_WINDOW hits; MAX_PAGE_SIZE may lower it.
+            validate=validate.Range(min=0, max=RESULT_WINDOW),
+            metadata={"description": "rows per page (0: count only); at most MAX_PAGE_SIZE (1000)"},
         ),
         offset=fields.Integer(
             validate=validate.Range(min=0, max=RESULT_WINDOW),
             metadata={"description": f"rows to skip (at most {RESULT_WINDOW}; deeper: cursor)"},
         ),
         order_by=NameList(metadata={"description": "e.g. `age,-gender`; grouped: keys or `count`"}),
-        group_by=GroupBy(dataset, metadata={"description": "e.g. `gender,week(start_time)`"}),
+        group_by=GroupBy(
+            dataset, metadata={"description": "e.g. `gender,week(start_time)`", **group_by_schema(dataset)}
+        ),
         time_zone=TimeZone(
             metadata={"description": "IANA name or ±HH:MM (at most ±18:00) for date buckets (UTC)"}
         ),
@@ -247,6 +259,28 @@ def query_schema(dataset: Dataset) -> type[Schema]:
     )
     name = f"{dataset.name.capitalize()}QuerySchema"
     return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset})
+
+
+def group_by_schema(dataset: Dataset) -> dict:
+    """OpenAPI schema of `group_by`: names, and in JSON the objects of age ranges and admin
+    levels, with the ranges their integers may take."""
+    objects = []
+    age, admin = dataset.group_for_age(), dataset.group_for_admin_level()
+    if age is not None:
+        low, high = range_ends(dataset, age)
+        end = {"type": "integer", "minimum": low, "maximum": high, "nullable": True}
+        one = {
+            "anyOf": [
+                {"type": "array", "items": end, "minItems": 1, "maxItems": 2},
+                {"type": "object", "properties": {"from": end, "to": end}, "additionalProperties": False},
+            ]
+        }
+        ranges = {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+        objects.append({"type": "object", "properties": {age.name: ranges}, "additionalProperties": False})
+    if admin is not None:
+        level = {"type": "integer", "minimum": 0, "maximum": admin.depth - 1}
+        objects.append({"type": "object", "properties": {admin.name: level}, "additionalProperties": False})
+    return {"type": "array", "items": {"anyOf": [{"type": "string"}, *objects]}}
 
 
 def export_schema(dataset: Dataset) -> type[Schema]:
