@@ -6,6 +6,7 @@ import base64
 import hashlib
 import itertools
 import json
+import math
 from operator import getitem
 
 from ..datasets.fields import from_iso
@@ -249,4 +250,17 @@ def decode_cursor(cursor: str, query_fingerprint: str) -> list | dict:
         raise ValueError("malformed cursor") from exc
     if data.get("q") != query_fingerprint or not isinstance(after, list | dict):
         raise ValueError("the cursor belongs to another query")
+    values = after.values() if isinstance(after, dict) else after
+    if not all(map(_sort_value, values)):
+        raise ValueError("malformed cursor")
     return after
+
+
+def _sort_value(value) -> bool:
+    """Whether a value is one Elasticsearch writes in sort and `after` keys: a forged integer
+    past 64 bits, or a non-finite number, would fail in the client or the node instead."""
+    if value is None or isinstance(value, str | bool):
+        return True
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**64
+    return isinstance(value, float) and math.isfinite(value)

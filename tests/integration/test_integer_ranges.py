@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from service.datasets.cdx import CDX
+from service.engine import shape
+from service.engine.params import query_schema
 from tests.conftest import auth
 
 INTEGER = 2**31
@@ -114,3 +117,25 @@ def test_every_integer_parameter_documents_its_range(client):
         "maximum": 9,
     }
     assert '"maximum": 2147483648' in str(objects["age"]).replace("'", '"')
+
+
+def forged(after, query: dict) -> str:
+    """A cursor as the service makes them, carrying values it never would."""
+    return shape.encode_cursor(after, shape.fingerprint(CDX, query_schema(CDX)().load(query)))
+
+
+@pytest.mark.parametrize(
+    ("query", "after"),
+    [
+        ({}, [2**70, "a"]),
+        ({}, [-(2**63) - 1, "a"]),
+        ({}, [float("inf"), "a"]),
+        ({}, [{"nested": 1}, "a"]),
+        ({"group_by": "day(start_time)", "page_size": "1"}, {"g0": 2**70}),
+        ({"group_by": "day(start_time)", "page_size": "1"}, {"g0": float("nan")}),
+    ],
+)
+def test_forged_cursors_with_values_past_64_bits_name_the_cursor(client, tokens, query, after):
+    string = "&".join(f"{name}={value}" for name, value in query.items())
+    response = client.get(f"/events?{string}&cursor={forged(after, query)}", headers=auth(tokens["query"]))
+    named(response, "cursor")
