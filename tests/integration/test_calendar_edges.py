@@ -283,3 +283,16 @@ def test_zero_fill_is_limited_by_rows_only(client, tokens):
 def test_zero_fill_past_200000_rows_is_refused(client, tokens, query):
     error = refused(client, tokens, f"/events?{query}", "fill")
     assert "200000" in error["error"]["message"]
+
+
+def test_retention_reads_the_months_at_the_calendar_ends(runner, settings):
+    """Indices of years 1 and 9999 exist (events may carry those dates): retention lists the
+    old one, keeps the late one, and an age reaching before year 1 is a usage error."""
+    dry = runner.invoke(args=["retention", "--older-than", "1d"])
+    assert dry.exit_code == 0, dry.output
+    lines = dry.stdout.splitlines()
+    assert f"would delete {settings.index_prefix}cdx-0001.01" in lines
+    assert not [line for line in lines if "9999" in line]
+    for age in ("99999y", "999999d", "9999999999w", "99999999999m"):
+        refused = runner.invoke(args=["retention", "--older-than", age])
+        assert refused.exit_code == 2 and "--older-than" in refused.output, (age, refused.output)
