@@ -241,7 +241,10 @@ def query_schema(dataset: Dataset) -> type[Schema]:
         ),
         week_start=fields.String(
             validate=validate.OneOf(["monday", "sunday"]),
-            metadata={"description": "monday: ISO weeks (default); sunday: Sunday-Saturday (MMWR) weeks"},
+            metadata={
+                "description": "monday: ISO weeks (default); sunday: Sunday-Saturday (MMWR) weeks "
+                "(in a named time zone: counted by local day, all rows at once, null percentiles)"
+            },
         ),
         cursor=fields.String(metadata={"description": "next_cursor of the previous page"}),
         fill=fields.String(
