@@ -166,8 +166,8 @@ class DateBuckets(Group):
         )
 
     def domain(self, observed: set, bounds, options: BucketOptions) -> list:
-        """Every bucket from the filter's lower to upper bound, in epoch milliseconds (an open
-        end: the first or last bucket seen; none seen: no bucket)."""
+        """Every bucket from the filters' lower to upper bound (`bounds`: epoch milliseconds;
+        an open end is the first or last bucket seen, and with none seen there is none)."""
         seen = [bucket_of_label(value, self.interval, options.week_start) for value in observed if value]
         low, high = bounds
         first = self.bucket_at(low, options) if low is not None else min(seen, default=None)
