@@ -6,15 +6,19 @@ stays a few lines long.
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime
 from functools import partial
 
+import orjson
 from flask import Response, current_app, g, jsonify, request, stream_with_context
 from marshmallow import Schema, ValidationError
 
 from .. import files, pipeline, store
 from ..datasets.registry import Dataset
 from ..engine import shape
+from ..engine.groups import ParameterError
 from ..engine.params import RESULT_WINDOW, QueryParams
 from ..errors import CODES, ApiError, arguments_error, validation_error
 from ..ingest import Batch, Report, decode_body, parse_events
@@ -41,7 +45,7 @@ def json_body() -> dict | None:
     media = (request.mimetype or "").lower()
     if media != "application/json":
         raise ApiError(415, "unsupported_media_type", "A query body must be application/json.")
-    body = request.get_json(silent=True)
+    body = parse_query_body(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "The query body must be a JSON object.")
     return body
@@ -75,6 +79,31 @@ def refuse_unknown_args(valid: tuple[str, ...]) -> None:
             "Unknown parameters: " + ", ".join(unknown),
             {"fields": {name: ["Unknown field."] for name in unknown}, "valid": sorted(valid)},
         )
+
+
+def parse_query_body(raw: bytes):
+    """A query body's JSON. orjson refuses a number beyond a double (`1e400`), which JSON
+    allows: the standard library then reads such a number as its text, for the schema to
+    refuse by the parameter's name."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    try:
+        body = json.loads(raw.decode(), parse_float=_finite_or_text, parse_constant=_no_constant)
+        orjson.dumps(body)  # only what orjson can also write back (no lone surrogates)
+    except (ValueError, TypeError, RecursionError):
+        raise ApiError(400, "invalid_json", f"The query body is not valid JSON: {error}") from error
+    return body
+
+
+def _finite_or_text(text: str):
+    number = float(text)
+    return number if math.isfinite(number) else text
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def load_query(schema: Schema, data: dict) -> QueryParams:
@@ -163,14 +192,22 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
     if params.page_size:
         if not params.streamable:
             raise validation_error(
-                "Grouped rows page by cursor only in key order: drop order_by, fill or age ranges.",
-                {"fields": {"page_size": ["Not with order_by, fill or age ranges."]}},
+                "Grouped rows page by cursor only in key order, a bucket a row: drop order_by, "
+                "fill, age ranges, or Sunday weeks in a named time zone.",
+                {
+                    "fields": {
+                        "page_size": ["Not with order_by, fill, age ranges or Sunday weeks in a named zone."]
+                    }
+                },
             )
         fingerprint = shape.fingerprint(dataset, params)
         after = read_cursor(params, fingerprint)
-        total, acc, after = store.group_page(
-            es(), dataset, prefix, params, params.page_size, institutions, after
-        )
+        try:
+            total, acc, after = store.group_page(
+                es(), dataset, prefix, params, params.page_size, institutions, after
+            )
+        except ParameterError as exc:
+            raise refusal(exc) from exc
         rows = shape.rows(params, acc)
         cursor = shape.encode_cursor(after, fingerprint) if after else None
         return {"total_count": total, "events": rows, "exact": True, "next_cursor": cursor}
@@ -181,9 +218,14 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
         rows = current_app.extensions["rows_cache"].rows(
             (dataset.name, repr(params), digest(pages)), partial(shaped_rows, dataset, params, pages)
         )
-    except ValueError as exc:
-        raise validation_error(str(exc), {"fields": {"fill": [str(exc)]}}) from exc
+    except ParameterError as exc:
+        raise refusal(exc) from exc
     return {"total_count": total, "events": rows, "exact": True}
+
+
+def refusal(exc: ParameterError) -> ApiError:
+    """Rows that cannot be made (too many to fill, dates beyond the calendar): a 400 naming why."""
+    return validation_error(str(exc), {"fields": {exc.parameter: [str(exc)]}})
 
 
 def shaped_rows(dataset: Dataset, params: QueryParams, pages: list[list[dict]]) -> list[dict]:
@@ -225,7 +267,8 @@ def export(dataset: Dataset, params: QueryParams) -> Response:
     filename = f"{dataset.name}-events.{params.format}"
     return Response(
         stream_with_context(chunks),
-        mimetype=files.MEDIA_TYPES[params.format],
+        # The whole header as given: `mimetype=` would append a second charset to text/csv.
+        content_type=files.MEDIA_TYPES[params.format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 

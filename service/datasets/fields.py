@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 import orjson
 from marshmallow import ValidationError, fields, validate
@@ -24,7 +25,10 @@ ISO_DATETIME = re.compile(
 class IsoDateTime(fields.String):
     """An ISO 8601 date or datetime, kept as the client wrote it (no offset means UTC)."""
 
-    default_error_messages = {"invalid": "Not a valid ISO 8601 datetime."}
+    default_error_messages = {
+        "invalid": "Not a valid ISO 8601 datetime.",
+        "range": "Must lie within years 0001 to 9999 in UTC.",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -32,15 +36,33 @@ class IsoDateTime(fields.String):
             raise self.make_error("invalid")
         try:
             from_iso(text)
+        except OutsideCalendar as exc:
+            raise self.make_error("range") from exc
         except ValueError as exc:
             raise self.make_error("invalid") from exc
         return text
 
 
+class OutsideCalendar(ValueError):
+    """A datetime whose instant falls outside years 1 to 9999 in UTC."""
+
+
 def from_iso(text: str):
-    """Parse an ISO 8601 datetime; a value without an offset is UTC."""
+    """Parse an ISO 8601 datetime; a value without an offset is UTC.
+
+    Raises ValueError, and OutsideCalendar for an instant before 0001-01-01T00:00Z or after
+    9999-12-31T23:59:59.999999Z (`9999-12-31T23:00-05:00`): monthly indices, date buckets and
+    bounds are all computed in UTC, where such an instant has no date.
+    """
     parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    if parsed.year in (1, 9999) and parsed.utcoffset():  # only there can an offset leave the calendar
+        try:
+            parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise OutsideCalendar(text) from exc
+    return parsed
 
 
 class StringOrInteger(fields.Field):
@@ -101,6 +123,10 @@ class FieldType:
         """Read one query-string value of this type (raises ValueError)."""
         return text
 
+    def param_schema(self) -> dict:
+        """The OpenAPI schema of one query value of this type ({}: any text)."""
+        return {}
+
     def accepts(self, value) -> bool:
         """Ingest's fast path: True only if the schema field surely loads `value` unchanged.
 
@@ -146,7 +172,7 @@ class Integer(FieldType):
     minimum: int | None = None
     bits: int = 32
 
-    @property
+    @cached_property
     def bounds(self) -> validate.Range:
         low = -(2 ** (self.bits - 1))
         low = low if self.minimum is None else max(low, self.minimum)
@@ -162,9 +188,13 @@ class Integer(FieldType):
         except ValidationError as exc:
             raise ValueError(text) from exc
 
+    def param_schema(self) -> dict:
+        return {"type": "integer", "minimum": self.bounds.min, "maximum": self.bounds.max}
+
     def accepts(self, value) -> bool:
-        # `type(...) is int` leaves out bool, which StrictInteger refuses.
-        return type(value) is int and (self.minimum is None or value >= self.minimum)
+        # `type(...) is int` leaves out bool, which StrictInteger refuses; a value outside the
+        # bounds goes to the schema field, which names it (Elasticsearch would refuse it).
+        return type(value) is int and self.bounds.min <= value <= self.bounds.max
 
 
 @dataclass(frozen=True)
@@ -217,7 +247,8 @@ class LongList(Long):
         return fields.List(StrictInteger(validate=self.bounds), **kwargs)
 
     def accepts(self, value) -> bool:
-        return type(value) is list and all(type(item) is int for item in value)
+        low, high = self.bounds.min, self.bounds.max
+        return type(value) is list and all(type(item) is int and low <= item <= high for item in value)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,20 @@ the pure translation turns into an Elasticsearch request. Unknown names are refu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from ..datasets.registry import Dataset
-from .groups import AdminLevel, BucketOptions, DateBuckets, EntryKey, Group, WholeEntry, parse_zone
+from .groups import (
+    MAX_FILLED_ROWS,
+    AdminLevel,
+    BucketOptions,
+    DateBuckets,
+    EntryKey,
+    Group,
+    WholeEntry,
+    parse_zone,
+)
 
 #: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
 RESULT_WINDOW = 10_000
@@ -48,7 +56,11 @@ class QueryParams:
     @property
     def streamable(self) -> bool:
         """Rows come one per bucket in bucket order, so a composite `after` key can page them."""
-        return not self.order and not self.fill and all(group.one_row_per_bucket for group in self.groups)
+        return (
+            not self.order
+            and not self.fill
+            and all(group.one_row_per_bucket(self.bucket_options) for group in self.groups)
+        )
 
 
 class NameList(fields.Field):
@@ -102,7 +114,7 @@ class GroupBy(fields.Field):
     def from_object(self, key: str, spec) -> Group:
         age, admin = self.dataset.group_for_age(), self.dataset.group_for_admin_level()
         if age is not None and key == age.name:
-            return age.with_ranges(parse_ranges(spec))
+            return age.with_ranges(parse_ranges(spec, range_ends(self.dataset, age)))
         if admin is not None and key == admin.name:
             if isinstance(spec, bool) or not isinstance(spec, int) or not 0 <= spec < admin.depth:
                 raise ValidationError(f"admin_level must be an integer from 0 to {admin.depth - 1}.")
@@ -126,7 +138,14 @@ def refuse_shared_keys(groups: list[Group]) -> None:
             makers[key] = group.name
 
 
-def parse_ranges(spec) -> list[tuple[int | None, int | None]]:
+def range_ends(dataset: Dataset, group: Group) -> tuple[int, int]:
+    """The ends a range of the group's field may have: its type's bounds, and one past the
+    largest value for an exclusive `to`."""
+    bounds = dataset.field_map[group.field].type.bounds
+    return bounds.min, bounds.max + 1
+
+
+def parse_ranges(spec, ends: tuple[int, int]) -> list[tuple[int | None, int | None]]:
     """Age buckets: `[0, 10]`, `[21]`, `[null, 5]`, `{"from": 16, "to": 21}`, `{"to": 5}`."""
     items = [spec] if isinstance(spec, dict) else spec
     if not isinstance(items, list) or not items:
@@ -142,6 +161,8 @@ def parse_ranges(spec) -> list[tuple[int | None, int | None]]:
         for end in (low, high):
             if end is not None and (isinstance(end, bool) or not isinstance(end, int)):
                 raise ValidationError(f"Age range ends must be integers or null: {item!r}.")
+            if end is not None and not ends[0] <= end <= ends[1]:
+                raise ValidationError(f"Age range ends must be from {ends[0]} to {ends[1]}: {item!r}.")
         ranges.append((low, high))
     return ranges
 
@@ -172,7 +193,9 @@ class TimeZone(fields.String):
         try:
             parse_zone(text)
         except ValueError as exc:
-            raise ValidationError(f"Unknown time zone '{text}': use an IANA name or ±HH:MM.") from exc
+            raise ValidationError(
+                f"Unknown time zone '{text}': use an IANA name or ±HH:MM (at most ±18:00)."
+            ) from exc
         return text
 
 
@@ -204,8 +227,7 @@ class QuerySchemaBase(Schema):
         common = {key: data.pop(key) for key in COMMON if key in data}
         self.check_calendar(common, groups, data)
         # Filter datetimes without an offset are UTC (docs/api.md §5), whatever `time_zone` says.
-        filters = self.in_zone(data, UTC)
-        params = QueryParams(filters=filters, groups=groups, order=order, stats=stats, **common)
+        params = QueryParams(filters=data, groups=groups, order=order, stats=stats, **common)
         refuse_without_effect(params)
         return params
 
@@ -217,16 +239,6 @@ class QuerySchemaBase(Schema):
             raise ValidationError({"week_start": ["week_start needs a week(F) group."]})
         if "time_zone" in common and not dated:
             raise ValidationError({"time_zone": ["time_zone needs a date group."]})
-
-    def in_zone(self, filters: dict, zone) -> dict:
-        """Filter values as the clauses take them (a partial datetime as the span it covers)."""
-        read = {}
-        for name, value in filters.items():
-            try:
-                read[name] = self.dataset.filters[name].in_zone(value, zone)
-            except ValueError as exc:  # a text valid in UTC is valid in every zone: defensive
-                raise ValidationError({name: [f"Not a datetime in this time zone: {value}."]}) from exc
-        return read
 
     def check_stats(self, names: list[str]) -> list[str]:
         valid = self.dataset.stats_fields
@@ -297,9 +309,11 @@ def query_schema(dataset: Dataset) -> type[Schema]:
     declared = {name: flt.param_field() for name, flt in dataset.filters.items()}  # as export_schema
     declared.update(
         page_size=fields.Integer(
-            validate=validate.Range(min=0),
+            # A search never returns more than RESULT_WINDOW hits; MAX_PAGE_SIZE may lower it.
+            # A search never returns more than RESULT_WINDOW hits; MAX_PAGE_SIZE may lower it.
+            validate=validate.Range(min=0, max=RESULT_WINDOW),
             metadata={
-                "description": "rows per page, at most MAX_PAGE_SIZE; 0: the count only (then no "
+                "description": "rows per page, at most MAX_PAGE_SIZE (1000); 0: the count only (then no "
                 "order_by, offset, cursor, fill or grouped stats)"
             },
         ),
@@ -316,13 +330,17 @@ def query_schema(dataset: Dataset) -> type[Schema]:
             dataset,
             metadata={
                 "description": "e.g. `gender,week(start_time)`; a date group's rows are keyed by its field "
-                "(`start_time`), so each field at one interval"
+                "(`start_time`), so each field at one interval",
+                **group_by_schema(dataset),
             },
         ),
         time_zone=time_zone_field(),
         week_start=fields.String(
             validate=validate.OneOf(["monday", "sunday"]),
-            metadata={"description": "monday: ISO weeks (default); sunday: Sunday-Saturday (MMWR) weeks"},
+            metadata={
+                "description": "monday: ISO weeks (default); sunday: Sunday-Saturday (MMWR) weeks "
+                "(in a named time zone: counted by local day, all rows at once, null percentiles)"
+            },
         ),
         cursor=fields.String(
             metadata={
@@ -333,7 +351,7 @@ def query_schema(dataset: Dataset) -> type[Schema]:
             validate=validate.OneOf(["zero"]),
             metadata={
                 "description": "zero: add count-0 rows for every date bucket, declared value and age "
-                "range, crossed with the other groups' values"
+                f"range, crossed with the other groups' values (at most {MAX_FILLED_ROWS} rows)"
             },
         ),
         stats=NameList(
@@ -349,6 +367,28 @@ def query_schema(dataset: Dataset) -> type[Schema]:
     )
     name = f"{dataset.name.capitalize()}QuerySchema"
     return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset})
+
+
+def group_by_schema(dataset: Dataset) -> dict:
+    """OpenAPI schema of `group_by`: names, and in JSON the objects of age ranges and admin
+    levels, with the ranges their integers may take."""
+    objects = []
+    age, admin = dataset.group_for_age(), dataset.group_for_admin_level()
+    if age is not None:
+        low, high = range_ends(dataset, age)
+        end = {"type": "integer", "minimum": low, "maximum": high, "nullable": True}
+        one = {
+            "anyOf": [
+                {"type": "array", "items": end, "minItems": 1, "maxItems": 2},
+                {"type": "object", "properties": {"from": end, "to": end}, "additionalProperties": False},
+            ]
+        }
+        ranges = {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+        objects.append({"type": "object", "properties": {age.name: ranges}, "additionalProperties": False})
+    if admin is not None:
+        level = {"type": "integer", "minimum": 0, "maximum": admin.depth - 1}
+        objects.append({"type": "object", "properties": {admin.name: level}, "additionalProperties": False})
+    return {"type": "array", "items": {"anyOf": [{"type": "string"}, *objects]}}
 
 
 def export_schema(dataset: Dataset) -> type[Schema]:

@@ -260,6 +260,15 @@ def test_export_ndjson_and_csv(client, tokens):
     assert "pii" not in rows[0]
 
 
+def test_export_names_one_charset(client, tokens):
+    for path in ("/events/export?format=csv", "/api/2/events/export?format=csv"):
+        response = client.get(path, headers=auth(tokens["query"]))
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    response = client.get("/events/export", headers=auth(tokens["query"]))
+    assert response.headers["Content-Type"] == "application/x-ndjson"
+
+
 def test_export_respects_institution_restriction(client, tokens):
     lines = client.get("/events/export", headers=auth(tokens["inst1"])).data.splitlines()
     assert len(lines) == sum(1 for e in EVENTS if e["institution_id"] == 1)

@@ -72,10 +72,15 @@ def test_retention_cutoff(age, cutoff):
     assert retention.cutoff(age, NOW) == cutoff
 
 
-@pytest.mark.parametrize("age", ["", "6", "m", "-1m", "6 months", "1.5y"])
+@pytest.mark.parametrize("age", ["", "6", "m", "-1m", "6 months", "1.5y", "99999y", "999999d", "9999999999w"])
 def test_retention_refuses_other_ages(age):
     with pytest.raises(ValueError):
         retention.cutoff(age, NOW)
+
+
+def test_months_at_the_calendar_ends_expire_or_stay():
+    names = ["p-cdx-0001.01", "p-cdx-9999.12"]
+    assert retention.expired(CDX, "p-", names, NOW) == ["p-cdx-0001.01"]
 
 
 def test_only_whole_months_older_than_the_cutoff_expire():
