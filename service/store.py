@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from elasticsearch import Elasticsearch
 
+from .datasets.fields import MAX_ID_BYTES
 from .datasets.registry import Dataset
 from .engine import shape
 from .engine.params import QueryParams
@@ -27,9 +28,6 @@ def bulk_items(es: Elasticsearch, operations: list[tuple[str, object, dict]], re
 
 #: Ids looked up per search: well within `index.max_result_window` (10,000).
 IDS_PER_SEARCH = 5000
-
-#: Elasticsearch refuses longer `_id`s, so no stored event has one.
-MAX_ID_BYTES = 512
 
 
 def bulk_create(
@@ -90,7 +88,7 @@ def get_event(es: Elasticsearch, dataset: Dataset, prefix: str, event_id, instit
     An id that encodes its time names its monthly index; otherwise one `mget` asks every
     monthly index (gets are real time, searches are not).
     """
-    if len(str(event_id).encode()) > MAX_ID_BYTES:  # no such document can exist
+    if len(str(event_id).encode()) > MAX_ID_BYTES:  # Elasticsearch holds no such `_id`
         return None
     try:
         candidates = (
