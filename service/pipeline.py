@@ -15,6 +15,7 @@ from functools import cache
 import elastic_transport
 import elasticsearch
 from elasticsearch import Elasticsearch
+from marshmallow import ValidationError
 
 from . import observability, store
 from .datasets import DATASETS
@@ -28,7 +29,7 @@ from .ingest import (
     Batch,
     EventLoader,
     Report,
-    clock_offset,
+    clock_skew,
     correct_clock,
     validate_items,
 )
@@ -62,11 +63,13 @@ class Prepared:
 def prepare(
     dataset: Dataset, batch: Batch, now: datetime, new_id: Callable[[], int], institutions=()
 ) -> Prepared:
-    """Validate each item, refuse foreign institutions (403), correct client clocks when the
-    batch says when it was sent, and build the documents."""
-    if batch.sent_at is not None:
-        clock_offset(batch.sent_at, now)  # refuse an unreadable sent_at before storing anything
+    """Validate each item, correct client clocks when the batch says when it was sent, refuse
+    foreign institutions (403), and build the documents."""
+    # An unreadable sent_at is the request's 400, before anything is stored.
+    skew = clock_skew(batch.sent_at, now) if batch.sent_at is not None else None
     valid, errors = validate_items(loader_of(dataset.name), batch)
+    if skew is not None:
+        valid = corrected_clocks(dataset, valid, skew, errors)
     if batch.single and errors:
         raise validation_error("The event is invalid.", {"fields": errors[0]})
     if institutions:
@@ -80,8 +83,6 @@ def prepare(
             )
     documents = {}
     for position, event in valid.items():
-        if batch.sent_at is not None:
-            event = correct_clock(event, dataset.client_clock_fields, batch.sent_at, now)
         prepared = dataset.prepare(event, now, new_id) if dataset.prepare else event
         documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
     untimed = [
@@ -90,6 +91,18 @@ def prepare(
         if event.get(dataset.id_field) and not any(event.get(f) for f in dataset.partition_fields)
     ]
     return Prepared(len(batch.items), documents, errors, untimed)
+
+
+def corrected_clocks(dataset: Dataset, valid: dict[int, dict], skew: dict, errors: dict) -> dict[int, dict]:
+    """The events with their client clocks corrected; an event the correction would carry off
+    the calendar moves to `errors`, reported for itself."""
+    corrected = {}
+    for position, event in valid.items():
+        try:
+            corrected[position] = correct_clock(event, dataset.client_clock_fields, skew)
+        except ValidationError as exc:
+            errors[position] = exc.messages
+    return corrected
 
 
 def store_batch(

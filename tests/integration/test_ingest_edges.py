@@ -4,9 +4,11 @@ naming its field (207 in a batch, the others stored), never a 5xx, never half-st
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.datasets.fields import from_iso
 from tests.conftest import auth
 
 JSON = "application/json"
@@ -25,6 +27,10 @@ def post(client, tokens, body, path="/events", query="?refresh=wait_for", conten
     return client.post(f"{path}{query}", data=data, headers=headers)
 
 
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
 def field_errors(response) -> dict:
     """The field errors of a refused single event."""
     assert response.status_code == 400, response.json
@@ -41,6 +47,86 @@ def batch_errors(response) -> dict[int, dict]:
 def stored(client, tokens, uuid: str) -> dict | None:
     response = client.get(f"/events/{uuid}", headers=auth(tokens["query"]))
     return response.json if response.status_code == 200 else None
+
+
+# -- clock correction at the calendar's edges -----------------------------------------------------
+
+
+def test_correction_past_year_9999_is_that_events_field_error(client, tokens):
+    sent_at = iso(datetime.now(UTC) - timedelta(days=1))  # the client is a day behind: +1 day
+    late = {"uuid": "past-9999", "start_time": "9999-12-31T12:00:00Z"}
+    single = post(client, tokens, late, query=f"?refresh=wait_for&sent_at={sent_at.replace('+', '%2B')}")
+    assert "start_time" in field_errors(single)
+    batch = post(client, tokens, {"sent_at": sent_at, "events": [{"uuid": "fine-9999"}, late]})
+    assert list(batch_errors(batch)) == [1] and "start_time" in batch_errors(batch)[1]
+    assert batch.json["ids"] == ["fine-9999", None]
+    assert stored(client, tokens, "fine-9999")["clock_correction"]["offset_ms"] > 0
+    assert stored(client, tokens, "past-9999") is None
+
+
+def test_correction_before_year_1_is_that_events_field_error(client, tokens):
+    sent_at = iso(datetime.now(UTC) + timedelta(days=1))  # a day ahead: -1 day
+    early = {"uuid": "before-1", "start_time": "0001-01-01T06:00:00Z"}
+    batch = post(client, tokens, {"sent_at": sent_at, "events": [early, {"uuid": "fine-1"}]})
+    assert list(batch_errors(batch)) == [0] and "start_time" in batch_errors(batch)[0]
+    assert stored(client, tokens, "fine-1") is not None
+    roundware = post(
+        client,
+        tokens,
+        {"session_id": 1, "event_type": "edge", "client_time": "0001-01-01T00:00:00Z"},
+        path="/api/2/events/",
+        query=f"?sent_at={sent_at.replace('+', '%2B')}",
+    )
+    assert "client_time" in field_errors(roundware)
+
+
+def test_offset_ms_is_exactly_received_at_minus_sent_at(client, tokens):
+    """Both as stored, to the millisecond, and each corrected time is its original + offset_ms."""
+    for n in range(12):
+        sent = datetime.now(UTC) - timedelta(hours=3, microseconds=n * 83)
+        sent_at = sent.isoformat(timespec="microseconds")
+        body = {
+            "sent_at": sent_at,
+            "events": [{"uuid": f"exact-{n}", "start_time": "2024-05-01T10:00:00.250Z"}],
+        }
+        assert post(client, tokens, body).status_code == 201
+        event = stored(client, tokens, f"exact-{n}")
+        correction = event["clock_correction"]
+        offset = timedelta(milliseconds=correction["offset_ms"])
+        assert from_iso(correction["received_at"]) - from_iso(correction["sent_at"]) == offset
+        assert from_iso(event["start_time"]) == from_iso("2024-05-01T10:00:00.250Z") + offset
+        assert abs(from_iso(correction["sent_at"]) - sent) < timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize(
+    "sent_at",
+    [
+        "yesterday",
+        "",
+        "2024-13-01T00:00:00Z",
+        1700000000,
+        "0001-01-01T00:00:00+18:00",
+        "2024-01-01T00:00:00+19:00",
+    ],
+)
+def test_unreadable_sent_at_is_a_400_naming_it(client, tokens, sent_at):
+    response = post(client, tokens, {"sent_at": sent_at, "events": [{"uuid": "never"}]})
+    assert "sent_at" in field_errors(response)
+    assert stored(client, tokens, "never") is None
+
+
+def test_sent_at_far_off_stores_what_it_can(client, tokens):
+    body = {
+        "sent_at": "0001-01-01T00:00:00Z",  # the client thinks it is year 1: +2,000 years
+        "events": [{"uuid": "far-a"}, {"uuid": "far-b", "start_time": "8500-01-01T00:00:00Z"}],
+    }
+    response = post(client, tokens, body)
+    assert list(batch_errors(response)) == [1] and "start_time" in batch_errors(response)[1]
+    correction = stored(client, tokens, "far-a")["clock_correction"]
+    assert correction["sent_at"] == "0001-01-01T00:00:00.000Z"
+    assert from_iso(correction["received_at"]) - from_iso(correction["sent_at"]) == timedelta(
+        milliseconds=correction["offset_ms"]
+    )
 
 
 # -- times at the calendar's edges ---------------------------------------------------------------
