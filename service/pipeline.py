@@ -56,7 +56,8 @@ class Prepared:
     documents: dict[int, tuple[object, dict]]
     errors: dict[int, dict]
     #: Positions whose event has a client-given id but no time of its own: its monthly index
-    #: comes from the time of ingest, so a retry in a later month would meet another index.
+    #: comes from the time of ingest, so a retry in a later month would meet another index
+    #: but for its claim (`claim_receipts`).
     untimed: list[int]
 
 
@@ -88,7 +89,9 @@ def prepare(
     untimed = [
         position
         for position, event in valid.items()
-        if event.get(dataset.id_field) and not any(event.get(f) for f in dataset.partition_fields)
+        if dataset.receipt_field
+        and event.get(dataset.id_field)
+        and not any(event.get(f) for f in dataset.partition_fields)
     ]
     return Prepared(len(batch.items), documents, errors, untimed)
 
@@ -114,6 +117,10 @@ def store_batch(
     was stored is the request's error (429 / 503)."""
     report = Report(size=prepared.size, errors=dict(prepared.errors))
     documents = skip_stored(es, dataset, prefix, prepared, report)
+    # A request that asked for a refresh sends its own bulks, its claims' too.
+    documents = claim_receipts(
+        es, dataset, prefix, prepared.untimed, documents, report, committer=None if refresh else committer
+    )
     indices = {position: dataset.index_for(prefix, document) for position, (_, document) in documents.items()}
     # Slices by month: each `_bulk` then touches few monthly indices (one translog sync each),
     # which matters when a device uploads weeks of backlog at once.
@@ -144,6 +151,42 @@ def skip_stored(es: Elasticsearch, dataset: Dataset, prefix: str, prepared: Prep
         if str(event_id) in known:
             del documents[position]
             report.ids[position], report.outcomes[position] = event_id, DUPLICATE
+    return documents
+
+
+def claim_receipts(
+    es: Elasticsearch,
+    dataset: Dataset,
+    prefix: str,
+    untimed: list[int],
+    documents: dict,
+    report: Report,
+    committer,
+) -> dict:
+    """The documents, each untimed event's receipt time being that of its uuid's first receipt.
+
+    An event with a uuid but no time of its own takes its month from the time it is received,
+    which differs between a post and its retry, and the search of `skip_stored` only sees
+    what was refreshed. So the first receipt of each such uuid is claimed once, with a
+    `create` in the claims index (which refuses a second, in real time); every later post of
+    the uuid reads the claim (a real-time get) and takes its receipt, so it meets the first
+    post's monthly index, where `create` finds the copy: across a month boundary, within a
+    second, concurrently, or stores it if the first post died after claiming. Only such
+    events pay for it: one `_bulk` of claims per request, and a get when the uuid was seen.
+    """
+    field = dataset.receipt_field
+    receipts = {p: (documents[p][0], documents[p][1][field]) for p in untimed if p in documents}
+    if not receipts:
+        return documents
+    held, failed = store.claim(es, dataset, prefix, receipts, committer)
+    documents = dict(documents)
+    for position, (outcome, reason) in failed.items():
+        del documents[position]
+        report.not_stored([position], outcome, reason or outcome)
+    for position, receipt in held.items():
+        event_id, document = documents[position]
+        if document[field] != receipt:
+            documents[position] = (event_id, {**document, field: receipt})
     return documents
 
 

@@ -34,6 +34,7 @@ CDX = Dataset(
     prepare=prepare,
     # created_at is set at ingest when absent, so every event has one of the two.
     partition_fields=("start_time", "created_at"),
+    receipt_field="created_at",
     fields=(
         Field(
             "uuid",

@@ -82,8 +82,12 @@ class Dataset:
     present: Callable[[dict], dict] | None = None
     #: The event's own time fields, the first present one (as the client wrote it, before any
     #: clock correction) choosing its monthly index, so an event and any retry of it land in
-    #: the same index.
+    #: the same index; for an event with none, see `pipeline.claim_receipts`.
     partition_fields: tuple[str, ...] = ()
+    #: The partition field `prepare` sets to the time of receipt when the client sent no time:
+    #: an event with a client-given id and no time claims its uuid's first receipt
+    #: (`pipeline.claim_receipts`) so that its retries meet its month. "" when ids are ours.
+    receipt_field: str = ""
     #: When ids encode their creation time: id → that time, so a get by id knows its index.
     time_of_id: Callable[[object], datetime] | None = None
     doc: str = ""

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service import store
+from service.datasets import CDX
 from service.datasets.fields import from_iso
 from tests.conftest import auth
 
@@ -213,6 +215,9 @@ def test_cdx_integers_at_the_type_limits(client, tokens, es, settings, field, va
     batch = post(client, tokens, [{"uuid": f"{uuid}-ok"}, {"uuid": uuid, field: value}])
     assert list(batch_errors(batch)) == [1] and field in batch_errors(batch)[1]
     assert stored(client, tokens, uuid) is None and stored(client, tokens, f"{uuid}-ok") is not None
+    # Refused before anything was written for it: not even its uuid's claim.
+    claims = store.claims_index(CDX, settings.index_prefix)
+    assert not es.options(ignore_status=404).exists(index=claims, id=uuid)
 
 
 @pytest.mark.parametrize(
@@ -290,6 +295,7 @@ def test_empty_batches_are_a_400(client, tokens, body, content_type):
 
 def test_a_batch_just_under_the_body_limit_is_stored_whole(app, client, tokens, es, settings):
     limit = settings.max_body_bytes
+    # No time of their own: each uuid is claimed too.
     line = json.dumps({"uuid": "huge-000000", "error_description": "x" * 900, "age": 1}) + "\n"
     count = limit // len(line)
     lines = [line.replace("000000", f"{n:06d}") for n in range(count)]
