@@ -42,6 +42,11 @@ def month_end(year: int, month: int) -> datetime:
     return datetime(year, month, 1, tzinfo=UTC)
 
 
+def month_span(year: int, month: int) -> tuple[datetime, datetime]:
+    """The first instant of a month and the first after it (UTC)."""
+    return datetime(year, month, 1, tzinfo=UTC), month_end(year, month)
+
+
 def expired(dataset: Dataset, prefix: str, indices: list[str], before: datetime) -> list[str]:
     """The monthly indices whose whole month ended at or before `before`, oldest first."""
     old = []

@@ -313,7 +313,8 @@ def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
     received_at = datetime.now(UTC)
     refuse_unknown_args(INGEST_QUERY)
     batch = read_batch()
-    batch.sent_at = batch.sent_at or request.args.get("sent_at")
+    if batch.sent_at is None:  # an envelope's empty sent_at is unreadable, not absent
+        batch.sent_at = request.args.get("sent_at")
     new_id = current_app.extensions["ids"].next_id
     report, documents = pipeline.ingest(
         es(),

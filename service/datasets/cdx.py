@@ -5,7 +5,7 @@ from datetime import datetime
 
 from ..engine.filters import Bound, Hierarchy, Match
 from ..engine.groups import AdminLevel, AgeRanges, EntryKey, Terms
-from .fields import Date, Integer, Keyword, KeywordOrInteger, Long, LongList, Nested, StoredObject
+from .fields import Date, Identifier, Integer, Keyword, KeywordOrInteger, Long, LongList, Nested, StoredObject
 from .registry import CLOCK_CORRECTION, Dataset, Field, date_groups
 
 RESULT_KEYS = ("condition", "result")
@@ -34,8 +34,14 @@ CDX = Dataset(
     prepare=prepare,
     # created_at is set at ingest when absent, so every event has one of the two.
     partition_fields=("start_time", "created_at"),
+    receipt_field="created_at",
     fields=(
-        Field("uuid", Keyword(), (Match("uuid", doc="event uuid"),), doc="generated when absent"),
+        Field(
+            "uuid",
+            Identifier(),
+            (Match("uuid", doc="event uuid"),),
+            doc="1 to 512 bytes (Elasticsearch's limit on an id); generated when absent",
+        ),
         Field(
             "created_at",
             Date(),

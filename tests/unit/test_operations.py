@@ -27,6 +27,14 @@ NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
         ({"start_time": "2024-01-31T23:30:00.5-00:00"}, "p-cdx-2024.01"),
         ({"start_time": "2024-05-01T00:00:00+0000"}, "p-cdx-2024.05"),
         ({"start_time": "2024-05-01T00:00:00.123z"}, "p-cdx-2024.05"),
+        # Corrected for the client's clock: the month of the time as the client wrote it.
+        (
+            {
+                "start_time": "2024-02-01T00:00:30.000Z",
+                "clock_correction": {"original": {"start_time": "2024-01-31T23:59:59-00:00"}},
+            },
+            "p-cdx-2024.01",
+        ),
     ],
 )
 def test_cdx_events_land_in_the_month_of_their_own_time(document, index):
