@@ -60,10 +60,17 @@ def institutions_of_token(dataset: Dataset) -> tuple[int, ...]:
 
 def event_or_404(dataset: Dataset, event_id, label: str):
     """The one event a token may see, as JSON, or a 404 naming it."""
+    refuse_events_under_min_count()
     event = store.get_event(es(), dataset, settings().index_prefix, event_id, institutions_of_token(dataset))
     if event is None:
         raise ApiError(404, "not_found", f"No event with {label}.")
     return jsonify(event)
+
+
+def refuse_events_under_min_count() -> None:
+    """A token bound to a min_count reads counts only: one event is a count of 1."""
+    if g.token.min_count:
+        raise ApiError(403, "forbidden", "This token may only read suppressed counts, not events.")
 
 
 def page_size_of(params: QueryParams) -> int:
@@ -180,8 +187,7 @@ def suppressed(result: dict, min_count: int) -> dict:
 def export(dataset: Dataset, params: QueryParams) -> Response:
     """Stream every matching event as NDJSON or CSV, in constant memory."""
     institutions = institutions_of_token(dataset)
-    if g.token.min_count:
-        raise ApiError(403, "forbidden", "This token may only read suppressed counts, not events.")
+    refuse_events_under_min_count()
     pit = store.open_export(es(), dataset, settings().index_prefix)  # fails here (503) if ES is away
     pages = store.export_pages(es(), dataset, pit, params, institutions)
 

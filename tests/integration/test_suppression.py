@@ -99,6 +99,13 @@ def test_the_largest_min_count_is_accepted(client, tokens):
     assert all(row["count"] is None for row in answer["events"])
 
 
+def test_a_token_bound_to_min_count_may_not_fetch_single_events(app, client):
+    _, secret = app.extensions["tokens"].create("k-anon-fetch", ["query"], min_count=5)
+    response = client.get("/events/s0", headers=auth(secret))
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "forbidden"
+
+
 def test_tokens_store_refuses_a_min_count_out_of_range(app):
     for value in (2, 1_000_001):
         with pytest.raises(ValueError, match="min_count"):
