@@ -89,7 +89,12 @@ class GroupBy(fields.Field):
                 raise ValidationError("Each group must be a name or an object.")
         if not groups:
             raise ValidationError("No group given.")
-        return tuple(join_entry_groups(groups))
+        joined = tuple(join_entry_groups(groups))
+        keys = [key for group in joined for key in group.keys]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:  # a row holds each key once: the groups' rows would be told apart by none
+            raise ValidationError(f"Rows would carry {', '.join(repeated)} twice; group by each key once.")
+        return joined
 
     def valid_names(self) -> list[str]:
         return sorted(name for name, g in self.dataset.groups.items() if not isinstance(g, AdminLevel))

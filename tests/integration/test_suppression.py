@@ -110,3 +110,20 @@ def test_tokens_store_refuses_a_min_count_out_of_range(app):
     for value in (2, 1_000_001):
         with pytest.raises(ValueError, match="min_count"):
             app.extensions["tokens"].create("bad", ["query"], min_count=value)
+
+
+@pytest.mark.parametrize(
+    "group_by",
+    [
+        [{"age": [[0, 10]]}, {"age": [[5, 15]]}],
+        ["age", {"age": [[0, 10]]}],
+        ["location", {"admin_level": 1}],
+        "gender,gender",
+    ],
+)
+def test_a_row_key_grouped_twice_is_a_400_naming_group_by(client, tokens, group_by):
+    """Rows hold each key once: two groups of one key made rows that could not be told apart
+    (nor their overlaps found, which suppression needs)."""
+    response = client.post("/events/query", json={"group_by": group_by}, headers=auth(tokens["query"]))
+    assert response.status_code == 400, response.json
+    assert "group_by" in json.dumps(response.json["error"]["details"])
