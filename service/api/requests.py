@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError
 
 from .. import files, pipeline, store
 from ..datasets.registry import Dataset
-from ..engine import shape
+from ..engine import shape, suppression
 from ..engine.params import RESULT_WINDOW, QueryParams
 from ..errors import CODES, ApiError, arguments_error, validation_error
 from ..ingest import Batch, Report, decode_body, parse_events
@@ -104,7 +104,7 @@ def run_query(dataset: Dataset, params: QueryParams) -> dict:
     else:
         result = run_plain(dataset, params, page_size, institutions)
     if min_count:
-        result = suppressed(result, min_count)
+        result = suppression.suppress_answer(result, min_count, params)
     return result
 
 
@@ -172,16 +172,6 @@ def read_cursor(params: QueryParams, fingerprint: str):
         return shape.decode_cursor(params.cursor, fingerprint)
     except ValueError as exc:
         raise validation_error(f"Invalid cursor: {exc}.", {"fields": {"cursor": [str(exc)]}}) from exc
-
-
-def suppressed(result: dict, min_count: int) -> dict:
-    """Small-count suppression: rows (and a total) under `min_count` events lose their counts."""
-    rows, hidden = shape.suppress(result["events"], min_count) if result["events"] else ([], None)
-    result = {**result, "events": rows}
-    result["suppressed"] = hidden or {"min_count": min_count, "rows": 0, "count": 0}
-    if 0 < result["total_count"] < min_count:
-        result["total_count"] = None
-    return result
 
 
 def export(dataset: Dataset, params: QueryParams) -> Response:

@@ -65,7 +65,8 @@ def list_events(params):
     if params.grouped:
         return jsonify(result)
     response = jsonify(result["events"])
-    response.headers["X-Total-Count"] = str(result["total_count"])
+    if result["total_count"] is not None:  # withheld under min_count: no header
+        response.headers["X-Total-Count"] = str(result["total_count"])
     if result.get("next_cursor"):
         response.headers["X-Next-Cursor"] = result["next_cursor"]
     return response

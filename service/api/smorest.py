@@ -40,9 +40,31 @@ class IngestReport(Schema):
 
 
 class QueryResult(Schema):
-    total_count = fields.Integer(required=True)
-    events = fields.List(fields.Dict(), required=True, metadata={"description": "events, or grouped rows"})
-    next_cursor = fields.String(allow_none=True, metadata={"description": "absent when grouped"})
+    total_count = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "null when min_count withholds it (it would give a hidden count away)"},
+    )
+    events = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={
+            "description": "events, or grouped rows; under min_count a hidden row has count null "
+            'and "suppressed": true (1 to k-1 events, or it would give such a row away)'
+        },
+    )
+    next_cursor = fields.String(
+        allow_none=True,
+        metadata={"description": "the next page's cursor, null on the last (grouped rows: with page_size)"},
+    )
+    exact = fields.Boolean(metadata={"description": "grouped: every count exact, no group left out"})
+    stats = fields.Dict(metadata={"description": "stats= without group_by; a field's null: withheld"})
+    suppressed = fields.Dict(
+        metadata={
+            "description": "with min_count: {min_count, rows (hidden), count (their events: 0, or "
+            "null when any row is hidden)}"
+        }
+    )
 
 
 EVENT = {"type": "object"}

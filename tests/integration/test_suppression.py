@@ -127,3 +127,65 @@ def test_a_row_key_grouped_twice_is_a_400_naming_group_by(client, tokens, group_
     response = client.post("/events/query", json={"group_by": group_by}, headers=auth(tokens["query"]))
     assert response.status_code == 400, response.json
     assert "group_by" in json.dumps(response.json["error"]["details"])
+
+
+def test_whole_answer_stats_over_fewer_than_k_events_are_withheld(client, tokens):
+    """page_size=0&stats=age over 3 events: neither the count nor the figures of 3 ages."""
+    answer = query(client, tokens["query"], page_size=0, stats="age", min_count=5, institution=7)
+    assert answer["total_count"] is None
+    assert answer["stats"] == {"age": None}
+
+
+def test_whole_answer_stats_are_withheld_when_few_events_lack_the_field(client, tokens):
+    """20 events, 2 lacking an age: stats.count=18 would publish that 2 lack one."""
+    answer = query(client, tokens["query"], page_size=0, stats="age", min_count=3, institution=8)
+    assert answer["total_count"] == 20
+    assert answer["stats"] == {"age": None}
+    shown = query(
+        client, tokens["query"], page_size=0, stats="age", min_count=3, institution=8, gender="male"
+    )
+    assert shown["total_count"] == 8 and shown["stats"]["age"]["count"] == 8
+
+
+def test_row_stats_are_withheld_when_few_events_of_the_row_lack_the_field(client, tokens):
+    answer = query(client, tokens["query"], group_by="gender", stats="age", min_count=3, institution=8)
+    rows = {row["gender"]: row for row in answer["events"]}
+    assert rows["female"]["count"] == 12 and rows["female"]["stats"] == {"age": None}
+    assert rows["male"]["count"] == 8 and rows["male"]["stats"]["age"]["count"] == 8
+
+
+def test_one_hidden_row_gives_its_count_away_nowhere(client, tokens):
+    """Without min_count: 2 females, 1 male. With it, neither the summary nor the total tells."""
+    answer = query(client, tokens["query"], group_by="gender", institution=[7, 8], min_count=3)
+    rows = {row["gender"]: row for row in answer["events"]}
+    assert rows["female"]["count"] == 14
+    assert rows["male"] == {"gender": "male", "count": 9}
+    answer = query(client, tokens["query"], group_by="gender", institution=7, min_count=3)
+    assert answer["suppressed"] == {"min_count": 3, "rows": 2, "count": None}
+    assert answer["total_count"] is None
+
+
+def test_overlapping_ranges_do_not_give_a_third_away(client, tokens):
+    """[0, 20] and [0, 10] shown would pin [10, 20]: every range sharing ages with a hidden one
+    is hidden too, whatever its count, and marked alike."""
+    body = {"group_by": {"age": [[0, 20], [0, 10], [10, 20]]}, "institution": [7, 8], "min_count": 3}
+    rows = query(client, tokens["query"], **body)["events"]
+    # ages 5, 15, 15 (institution 7) and 22..39 (institution 8): [0,10]=1, [10,20]=2, [0,20]=3
+    assert rows == [
+        {"age": [0, 20], "count": None, "suppressed": True},
+        {"age": [0, 10], "count": None, "suppressed": True},
+        {"age": [10, 20], "count": None, "suppressed": True},
+    ]
+
+
+def test_roundware_withholds_x_total_count(app, client, es, settings, tokens):
+    empty_index(es, settings, "roundware")
+    events = [{"session_id": 90, "event_type": "start_session"}, {"session_id": 90, "event_type": "x"}]
+    posted = client.post("/api/2/events/?refresh=wait_for", json=events, headers=auth(tokens["ingest"]))
+    assert posted.status_code == 201, posted.json
+    url = "/api/2/events/?session_id=90&page_size=0"
+    response = client.get(f"{url}&min_count=3", headers=auth(tokens["query"]))
+    assert response.status_code == 200 and response.json == []
+    assert "X-Total-Count" not in response.headers
+    shown = client.get(url, headers=auth(tokens["query"]))
+    assert shown.headers["X-Total-Count"] == "2"
