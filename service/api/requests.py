@@ -17,7 +17,7 @@ from marshmallow import Schema, ValidationError
 
 from .. import files, pipeline, store
 from ..datasets.registry import Dataset
-from ..engine import shape
+from ..engine import shape, suppression
 from ..engine.groups import ParameterError
 from ..engine.params import RESULT_WINDOW, QueryParams
 from ..errors import CODES, ApiError, arguments_error, validation_error
@@ -124,10 +124,17 @@ def institutions_of_token(dataset: Dataset) -> tuple[int, ...]:
 def event_or_404(dataset: Dataset, event_id, label: str):
     """The one event a token may see, as JSON, or a 404 naming it."""
     refuse_unknown_args(())
+    refuse_events_under_min_count()
     event = store.get_event(es(), dataset, settings().index_prefix, event_id, institutions_of_token(dataset))
     if event is None:
         raise ApiError(404, "not_found", f"No event with {label}.")
     return jsonify(event)
+
+
+def refuse_events_under_min_count() -> None:
+    """A token bound to a min_count reads counts only: one event is a count of 1."""
+    if g.token.min_count:
+        raise ApiError(403, "forbidden", "This token may only read suppressed counts, not events.")
 
 
 def page_size_of(params: QueryParams) -> int:
@@ -161,7 +168,7 @@ def run_query(dataset: Dataset, params: QueryParams) -> dict:
     else:
         result = run_plain(dataset, params, page_size, institutions)
     if min_count:
-        result = suppressed(result, min_count)
+        result = suppression.suppress_answer(result, min_count, params)
     return result
 
 
@@ -244,22 +251,11 @@ def read_cursor(params: QueryParams, fingerprint: str):
         raise validation_error(f"Invalid cursor: {exc}.", {"fields": {"cursor": [str(exc)]}}) from exc
 
 
-def suppressed(result: dict, min_count: int) -> dict:
-    """Small-count suppression: rows (and a total) under `min_count` events lose their counts."""
-    rows, hidden = shape.suppress(result["events"], min_count) if result["events"] else ([], None)
-    result = {**result, "events": rows}
-    result["suppressed"] = hidden or {"min_count": min_count, "rows": 0, "count": 0}
-    if 0 < result["total_count"] < min_count:
-        result["total_count"] = None
-    return result
-
-
 def export(dataset: Dataset, params: QueryParams) -> Response:
     """Stream every matching event as NDJSON or CSV, in constant memory."""
     refuse_body()
     institutions = institutions_of_token(dataset)
-    if g.token.min_count:
-        raise ApiError(403, "forbidden", "This token may only read suppressed counts, not events.")
+    refuse_events_under_min_count()
     pit = store.open_export(es(), dataset, settings().index_prefix)  # fails here (503) if ES is away
     pages = store.export_pages(es(), dataset, pit, params, institutions)
 

@@ -65,13 +65,17 @@ class QueryResult(Schema):
     total_count = fields.Integer(
         required=True,
         allow_none=True,
-        metadata={"example": 23, "description": "null when min_count hides it"},
+        metadata={
+            "example": 23,
+            "description": "null when min_count withholds it (it would give a hidden count away)",
+        },
     )
     events = fields.List(
         fields.Dict(),
         required=True,
         metadata={
-            "description": "events, or grouped rows: their keys (a date group's is its field) and count",
+            "description": "events, or grouped rows: their keys (a date group's is its field) and count; "
+            'under min_count a hidden row has count null and "suppressed": true',
             "example": [
                 {"gender": "female", "result": "positive", "count": 7},
                 {"gender": "male", "result": "positive", "count": 16},
@@ -86,7 +90,15 @@ class QueryResult(Schema):
         },
     )
     exact = fields.Boolean(metadata={"description": "grouped answers: counts are exact, no group left out"})
-    stats = fields.Dict(metadata={"description": "with `stats` and without `group_by`: the whole answer's"})
+    stats = fields.Dict(
+        metadata={"description": "stats= without group_by: the whole answer's; a field's null: withheld"}
+    )
+    suppressed = fields.Dict(
+        metadata={
+            "description": "with min_count: {min_count, rows (hidden), count (their events: 0, or "
+            "null when any row is hidden)}"
+        }
+    )
 
 
 EVENT = {"type": "object"}

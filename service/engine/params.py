@@ -24,6 +24,9 @@ from .groups import (
 
 #: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
 RESULT_WINDOW = 10_000
+#: The k of small-count suppression, for requests and tokens alike. Below 3 a hidden row could
+#: only hold 1 event, which its marker already says; the top is far above any useful k.
+MIN_COUNT_RANGE = (3, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -361,8 +364,11 @@ def query_schema(dataset: Dataset) -> type[Schema]:
             }
         ),
         min_count=fields.Integer(
-            validate=validate.Range(min=1),
-            metadata={"description": "hide counts below this (small-count suppression)"},
+            validate=validate.Range(*MIN_COUNT_RANGE),
+            metadata={
+                "description": "k, from 3 to 1000000: hide counts of 1 to k-1 events, and every figure "
+                "that would give one away (small-count suppression)"
+            },
         ),
     )
     name = f"{dataset.name.capitalize()}QuerySchema"

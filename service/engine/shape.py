@@ -188,21 +188,6 @@ def zero_fill(params: QueryParams, acc: dict, bounds: dict) -> dict:
     return filled
 
 
-def suppress(result_rows: list[dict], min_count: int) -> tuple[list[dict], dict]:
-    """Hide counts (and stats) of rows with fewer than `min_count` events (zero rows stay:
-    they identify nobody). Returns the rows and what was hidden, so sums stay honest."""
-    hidden_rows = hidden_count = 0
-    shown = []
-    for row in result_rows:
-        if 0 < row["count"] < min_count:
-            hidden_rows, hidden_count = hidden_rows + 1, hidden_count + row["count"]
-            row = {**row, "count": None, "suppressed": True}
-            if "stats" in row:
-                row["stats"] = dict.fromkeys(row["stats"])
-        shown.append(row)
-    return shown, {"min_count": min_count, "rows": hidden_rows, "count": hidden_count}
-
-
 def date_bounds(dataset: Dataset, params: QueryParams) -> dict:
     """field → (lowest, highest) instant the filters allow, in epoch milliseconds (as
     Elasticsearch stores dates; None: open), for zero-filling date buckets."""

@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from service.datasets.cdx import CDX
 from service.datasets.roundware import ROUNDWARE
-from service.engine import shape
+from service.engine import shape, suppression
 from service.engine.groups import ABSENT, JOINER, BucketOptions, format_bucket
 from service.engine.params import query_schema
 from service.engine.translate import filter_query, group_body, search_body
@@ -360,14 +360,16 @@ def test_age_range_rows_keep_their_own_percentiles():
     assert row["stats"]["age"]["percentiles"] == {"50": 17.5}
 
 
-def test_small_counts_are_hidden_and_the_hidden_total_reported():
-    rows, hidden = shape.suppress([{"g": "a", "count": 2}, {"g": "b", "count": 9}, {"g": "c", "count": 0}], 5)
+def test_small_counts_are_hidden_and_the_hidden_total_withheld():
+    rows, hidden = suppression.suppress(
+        [{"g": "a", "count": 2}, {"g": "b", "count": 9}, {"g": "c", "count": 0}], 5
+    )
     assert rows == [
         {"g": "a", "count": None, "suppressed": True},
         {"g": "b", "count": 9},
         {"g": "c", "count": 0},
     ]
-    assert hidden == {"min_count": 5, "rows": 1, "count": 2}
+    assert hidden == {"min_count": 5, "rows": 1, "count": None}  # 2, the one hidden row's count
 
 
 def test_streamable_only_in_key_order():
