@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from elasticsearch import Elasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 from flask import Flask
 
-from . import store
 from .auth import TokenStore
 from .config import Settings
-from .group_commit import GroupCommitter
 from .ids import IdGenerator
+from .ingest.group_commit import GroupCommitter
 from .observability import InstrumentedElasticsearch
+from .queries import QueryService
 from .rows_cache import RowsCache
+from .store import EventStore
 from .transport import OneWriteNode
 
 
@@ -46,9 +45,10 @@ def init_app(app: Flask, settings: Settings, es: Elasticsearch | None = None) ->
     app.extensions["es"] = es
     app.extensions["tokens"] = TokenStore(es, f"{settings.index_prefix}tokens", settings.token_cache_seconds)
     app.extensions["ids"] = IdGenerator(es, f"{settings.index_prefix}id-leases")
-    app.extensions["rows_cache"] = RowsCache(settings.grouped_cache_rows)
+    store = app.extensions["store"] = EventStore(es, settings.index_prefix)
+    app.extensions["queries"] = QueryService(store, RowsCache(settings.grouped_cache_rows))
     app.extensions["group_commit"] = (
-        GroupCommitter(partial(store.bulk_items, es), settings.group_commit_max_events)
+        GroupCommitter(store.bulk, settings.group_commit_max_events)
         if settings.group_commit_max_events > 0
         else None
     )

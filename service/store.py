@@ -1,7 +1,8 @@
-"""The only module that talks to Elasticsearch about events: bulk writes, gets and searches.
+"""The event store: the only code that talks to Elasticsearch about events, and only that.
 
-Everything above it is pure (translation, shaping); views call these functions with the
-process-wide client from `current_app.extensions["es"]`.
+`EventStore(es, prefix)` sends the bodies it is given (built by `engine.translate`, the
+ingest pipeline or a command) and returns Elasticsearch's answers as they are; it plans,
+validates and shapes nothing, so everything above it stays pure and testable without a node.
 """
 
 from __future__ import annotations
@@ -11,260 +12,146 @@ from datetime import datetime
 import orjson
 from elasticsearch import Elasticsearch
 
-from .datasets.fields import MAX_ID_BYTES
-from .datasets.registry import Dataset
-from .engine import shape
-from .engine.params import QueryParams
-from .engine.translate import COMPOSITE_PAGE, GROUP_FILTER_PATH, group_body, search_body
-from .group_commit import GroupCommitter
-from .ingest import CREATED, DUPLICATE, Report, bulk_body, item_outcome
+from .engine.fields import MAX_ID_BYTES
+from .engine.registry import Dataset
 
-#: All `item_outcome` reads of a bulk answer: Elasticsearch writes (and we parse) a tenth of it.
+#: All that the ingest outcomes read of a bulk answer: Elasticsearch writes (and we parse) a tenth of it.
 BULK_FILTER_PATH = "items.*.status,items.*.error.type,items.*.error.reason"
-
-
-def bulk_items(es: Elasticsearch, operations: list[tuple[str, object, dict]], refresh=False) -> list[dict]:
-    """`create` each (index, id, document) in one `_bulk`; the items of its answer, in order."""
-    response = es.bulk(operations=bulk_body(operations), refresh=refresh, filter_path=BULK_FILTER_PATH)
-    return response["items"]
-
 
 #: Ids looked up per search: well within `index.max_result_window` (10,000).
 IDS_PER_SEARCH = 5000
 
+#: How long a point in time of an export lives between two of its pages.
+PIT_KEEP_ALIVE = "2m"
 
-def create_items(
-    es: Elasticsearch, operations: list[tuple[str, object, dict]], refresh=False, committer=None
-) -> list[dict]:
-    """`create` (index, id, document) triples; the bulk items, in order.
 
-    Small requests that need no refresh share a `_bulk` with the worker's concurrent ones
-    (`committer`); the others send their own. Either way each outcome is Elasticsearch's own.
+def bulk_body(operations: list[tuple[str, object, dict]]) -> bytes:
+    """The NDJSON of `_bulk` `create` actions for (index, id, document) triples.
+
+    `create` makes Elasticsearch refuse a repeated id, so a retry never duplicates. Encoded
+    here with orjson: the client's own serializer would use the much slower standard library.
     """
-    if committer is not None and not refresh and len(operations) <= committer.max_request_items:
-        return committer.submit(operations)
-    return bulk_items(es, operations, refresh)
+    lines, heads = [], {}
+    for index, doc_id, document in operations:
+        head = heads.get(index)
+        if head is None:  # the action line up to the id is the same for a whole index
+            head = heads[index] = b'{"create":{"_index":' + orjson.dumps(index) + b',"_id":'
+        lines.append(head + orjson.dumps(str(doc_id)) + b"}}")
+        lines.append(orjson.dumps(document))
+    lines.append(b"")
+    return b"\n".join(lines)
 
 
-def bulk_create(
-    es: Elasticsearch,
-    documents: dict[int, tuple[str, object, dict]],
-    report: Report,
-    refresh,
-    committer: GroupCommitter | None = None,
-) -> Report:
-    """Create `documents` (position → (index, id, document)); record each outcome."""
-    if not documents:
-        return report
-    positions = list(documents)
-    items = create_items(es, list(documents.values()), refresh, committer)
-    for position, item in zip(positions, items, strict=True):
-        outcome, reason = item_outcome(item)
-        report.ids[position] = documents[position][1]
-        report.outcomes[position] = outcome
-        if reason:
-            report.errors[position] = {"_elasticsearch": [reason]}
-    return report
+class EventStore:
+    """One cluster and index prefix: every dataset's monthly indices, and their uuid claims."""
 
+    def __init__(self, es: Elasticsearch, prefix: str):
+        self.es, self.prefix = es, prefix
 
-def existing_ids(es: Elasticsearch, dataset: Dataset, prefix: str, ids: list) -> set[str]:
-    """Which of `ids` are stored in any of the dataset's indices (near real time: a document
-    is seen here once refreshed, within `index.refresh_interval`)."""
-    found = set()
-    for start in range(0, len(ids), IDS_PER_SEARCH):
-        chunk = [str(i) for i in ids[start : start + IDS_PER_SEARCH]]
-        response = es.search(
-            index=dataset.index_pattern(prefix),
-            query={"ids": {"values": chunk}},
-            size=len(chunk),
-            source=False,
-        )
-        found |= {hit["_id"] for hit in response["hits"]["hits"]}
-    return found
+    # -- writes ---------------------------------------------------------------------------
 
+    def bulk(self, operations: list[tuple[str, object, dict]], refresh=False) -> list[dict]:
+        """`create` each (index, id, document) in one `_bulk`; the items of its answer, in order."""
+        answer = self.es.bulk(operations=bulk_body(operations), refresh=refresh, filter_path=BULK_FILTER_PATH)
+        return answer["items"]
 
-def claims_index(dataset: Dataset, prefix: str) -> str:
-    """Where the uuids of events without a time of their own claim their month (see
-    `pipeline.claim_receipts`); outside the dataset's pattern, so no query ever reads it."""
-    return f"{prefix}claims-{dataset.name}"
+    def delete_index(self, index: str) -> None:
+        """Delete one index by its concrete name (clusters may refuse wildcard deletes)."""
+        self.es.options(ignore_status=404).indices.delete(index=index)
 
+    def refresh(self, dataset: Dataset) -> None:
+        """Make everything written so far searchable (after a bulk import)."""
+        self.es.indices.refresh(index=dataset.index_pattern(self.prefix))
 
-def claim(
-    es: Elasticsearch, dataset: Dataset, prefix: str, receipts: dict[int, tuple[object, str]], committer=None
-) -> tuple[dict[int, str], dict[int, tuple[str, str | None]]]:
-    """`create` a claim `{_id: id, received_at: receipt}` for each (id, receipt) by position, and
-    read (real time) the claims that already existed. Returns (position → the receipt its id
-    holds, whoever claimed it first; position → (outcome, reason) where the claim failed)."""
-    index = claims_index(dataset, prefix)
-    held, failed, taken = {}, {}, []
-    positions = list(receipts)
-    for start in range(0, len(positions), IDS_PER_SEARCH):
-        chunk = positions[start : start + IDS_PER_SEARCH]
-        operations = [(index, receipts[p][0], {"received_at": receipts[p][1]}) for p in chunk]
-        for position, item in zip(chunk, create_items(es, operations, committer=committer), strict=True):
-            outcome, reason = item_outcome(item)
-            if outcome == CREATED:
-                held[position] = receipts[position][1]
-            elif outcome == DUPLICATE:
-                taken.append(position)
-            else:
-                failed[position] = (outcome, reason)
-    for start in range(0, len(taken), IDS_PER_SEARCH):
-        chunk = taken[start : start + IDS_PER_SEARCH]
-        found = es.mget(index=index, ids=[str(receipts[p][0]) for p in chunk])["docs"]
-        for position, doc in zip(chunk, found, strict=True):
-            # Gone only if retention deleted it (with its month) meanwhile: then ours stands.
-            held[position] = doc["_source"]["received_at"] if doc.get("found") else receipts[position][1]
-    return held, failed
+    # -- reads ----------------------------------------------------------------------------
 
+    def indices(self, dataset: Dataset) -> list[str]:
+        """The dataset's concrete indices (its monthly ones, and any other its pattern matches)."""
+        found = self.es.indices.resolve_index(name=dataset.index_pattern(self.prefix))
+        return sorted(index["name"] for index in found["indices"])
 
-def delete_claims(es: Elasticsearch, dataset: Dataset, prefix: str, since: datetime, until: datetime) -> int:
-    """Delete the claims of receipts in [since, until) (those of one monthly index): a search
-    and a `_bulk` of deletes per IDS_PER_SEARCH claims, as not every node has delete-by-query
-    (the reindex module). Returns how many were deleted."""
-    index, deleted = claims_index(dataset, prefix), 0
-    query = {"range": {"received_at": {"gte": since.isoformat(), "lt": until.isoformat()}}}
-    while True:
-        found = es.options(ignore_status=404).search(
-            index=index, query=query, size=IDS_PER_SEARCH, source=False
-        )
-        hits = found.get("hits", {}).get("hits", [])  # no hits at all: no claims index yet
-        if not hits:
-            return deleted
-        actions = [orjson.dumps({"delete": {"_index": index, "_id": hit["_id"]}}) for hit in hits]
-        # Refreshed, so the next search no longer sees them.
-        answer = es.bulk(operations=b"\n".join([*actions, b""]), refresh=True, filter_path="errors")
-        if answer.get("errors"):
-            raise RuntimeError(f"could not delete the claims of {since:%Y-%m} in {index}")
-        deleted += len(hits)
+    def existing_ids(self, dataset: Dataset, ids: list) -> set[str]:
+        """Which of `ids` are stored in any of the dataset's indices (near real time: a document
+        is seen here once refreshed, within `index.refresh_interval`)."""
+        found = set()
+        for start in range(0, len(ids), IDS_PER_SEARCH):
+            chunk = [str(i) for i in ids[start : start + IDS_PER_SEARCH]]
+            answer = self.es.search(
+                index=dataset.index_pattern(self.prefix),
+                query={"ids": {"values": chunk}},
+                size=len(chunk),
+                source=False,
+            )
+            found |= {hit["_id"] for hit in answer["hits"]["hits"]}
+        return found
 
+    def get_source(self, dataset: Dataset, event_id) -> dict | None:
+        """One stored document by id (real time: no refresh needed), or None.
 
-def indices(es: Elasticsearch, dataset: Dataset, prefix: str) -> list[str]:
-    """The dataset's concrete indices (its monthly ones, and any other its pattern matches)."""
-    found = es.indices.resolve_index(name=dataset.index_pattern(prefix))
-    return sorted(index["name"] for index in found["indices"])
+        An id that encodes its time names its monthly index; otherwise one `mget` asks every
+        monthly index (gets are real time, searches are not).
+        """
+        if len(str(event_id).encode()) > MAX_ID_BYTES:  # Elasticsearch holds no such `_id`
+            return None
+        try:
+            candidates = (
+                [dataset.index_name(self.prefix, dataset.time_of_id(event_id))]
+                if dataset.time_of_id
+                else self.indices(dataset)
+            )
+        except ValueError:
+            return None
+        if not candidates:
+            return None
+        found = self.es.mget(docs=[{"_index": index, "_id": str(event_id)} for index in candidates])["docs"]
+        return next((doc["_source"] for doc in found if doc.get("found")), None)
 
+    def search(self, dataset: Dataset, body: dict, filter_path: str | None = None) -> dict:
+        """Elasticsearch's answer to one search body over the dataset's indices."""
+        return self.es.search(index=dataset.index_pattern(self.prefix), body=body, filter_path=filter_path)
 
-def get_event(es: Elasticsearch, dataset: Dataset, prefix: str, event_id, institutions=()) -> dict | None:
-    """One event by id (real time: no refresh needed), or None, also when a token restricted
-    to institutions may not see it.
+    # -- points in time (exports) ---------------------------------------------------------
 
-    An id that encodes its time names its monthly index; otherwise one `mget` asks every
-    monthly index (gets are real time, searches are not).
-    """
-    if len(str(event_id).encode()) > MAX_ID_BYTES:  # Elasticsearch holds no such `_id`
-        return None
-    try:
-        candidates = (
-            [dataset.index_name(prefix, dataset.time_of_id(event_id))]
-            if dataset.time_of_id
-            else indices(es, dataset, prefix)
-        )
-    except ValueError:
-        return None
-    if not candidates:
-        return None
-    docs = [{"_index": index, "_id": str(event_id)} for index in candidates]
-    found = es.mget(docs=docs)["docs"]
-    source = next((doc["_source"] for doc in found if doc.get("found")), None)
-    if source is None:
-        return None
-    if institutions and source.get(dataset.institution_field) not in institutions:
-        return None
-    return dataset.to_event(source)
+    def open_point_in_time(self, dataset: Dataset) -> str:
+        """A point in time over the dataset's indices: an export sees one consistent snapshot."""
+        return self.es.open_point_in_time(
+            index=dataset.index_pattern(self.prefix), keep_alive=PIT_KEEP_ALIVE
+        )["id"]
 
+    def search_point_in_time(self, pit: str, body: dict) -> dict:
+        """One page of a point in time (`body` without the `pit`, which is added here)."""
+        return self.es.search(body={**body, "pit": {"id": pit, "keep_alive": PIT_KEEP_ALIVE}})
 
-def search_events(
-    es: Elasticsearch,
-    dataset: Dataset,
-    prefix: str,
-    params: QueryParams,
-    page_size: int,
-    institutions=(),
-    search_after=None,
-) -> dict:
-    body = search_body(dataset, params, page_size, institutions, search_after)
-    return es.search(index=dataset.index_pattern(prefix), body=body)
+    def close_point_in_time(self, pit: str) -> None:
+        self.es.options(ignore_status=404).close_point_in_time(id=pit)
 
+    # -- uuid claims (see ingest/pipeline.py) ---------------------------------------------
 
-def _composite_page(es: Elasticsearch, dataset: Dataset, prefix: str, body: dict) -> tuple[dict, dict]:
-    """One search of a grouped query: (the answer, its composite aggregation)."""
-    response = es.search(index=dataset.index_pattern(prefix), body=body, filter_path=GROUP_FILTER_PATH)
-    # No index yet (nothing ingested) means no aggregation in the answer at all.
-    aggregation = response.get("aggregations", {}).get("groups", {})
-    return response, {"buckets": shape.buckets_of(aggregation), "after_key": aggregation.get("after_key")}
+    def claims_index(self, dataset: Dataset) -> str:
+        """Where the uuids of events without a time of their own claim their month; outside the
+        dataset's pattern, so no query ever reads it."""
+        return f"{self.prefix}claims-{dataset.name}"
 
+    def claims(self, dataset: Dataset, ids: list[str]) -> list[dict]:
+        """The claim documents of `ids` (real time), in order, as `mget` answers them."""
+        return self.es.mget(index=self.claims_index(dataset), ids=ids)["docs"]
 
-def group_events(
-    es: Elasticsearch, dataset: Dataset, prefix: str, params: QueryParams, institutions=()
-) -> tuple[int, list[list[dict]]]:
-    """(events matching, every page of buckets): pages through the composite aggregation to the end."""
-    pages, after, total = [], None, None
-    while True:
-        response, aggregation = _composite_page(
-            es, dataset, prefix, group_body(dataset, params, institutions, after)
-        )
-        if total is None:
-            total = shape.total(response)
-        pages.append(aggregation["buckets"])
-        after = aggregation["after_key"]
-        if after is None or len(aggregation["buckets"]) < COMPOSITE_PAGE:
-            return total, pages
-
-
-def group_page(
-    es: Elasticsearch,
-    dataset: Dataset,
-    prefix: str,
-    params: QueryParams,
-    size: int,
-    institutions=(),
-    after=None,
-) -> tuple[int, dict, dict | None]:
-    """One page of `size` rows from `after` on: (events matching, rows folded, next after key)."""
-    body = group_body(dataset, params, institutions, after, size=size, count=True)
-    response, aggregation = _composite_page(es, dataset, prefix, body)
-    acc = shape.add_buckets(params, aggregation["buckets"], {})
-    more = len(aggregation["buckets"]) == size and aggregation["after_key"] is not None
-    return shape.total(response), acc, aggregation["after_key"] if more else None
-
-
-#: Events fetched per search while exporting: large enough for few round trips, small enough
-#: that a page never holds much memory.
-EXPORT_PAGE = 2_000
-
-
-def open_export(es: Elasticsearch, dataset: Dataset, prefix: str) -> str:
-    """A point in time over the dataset's indices: an export sees one consistent snapshot."""
-    return es.open_point_in_time(index=dataset.index_pattern(prefix), keep_alive="2m")["id"]
-
-
-def export_pages(
-    es: Elasticsearch, dataset: Dataset, pit: str, params: QueryParams, institutions=(), page_size=EXPORT_PAGE
-):
-    """Yield every matching event, a page at a time, through the point in time and
-    search_after; closes the point in time at the end (or when the client goes away)."""
-    after = None
-    try:
+    def delete_claims(self, dataset: Dataset, since: datetime, until: datetime) -> int:
+        """Delete the claims of receipts in [since, until) (those of one monthly index): a search
+        and a `_bulk` of deletes per IDS_PER_SEARCH claims, as not every node has delete-by-query
+        (the reindex module). Returns how many were deleted."""
+        index, deleted = self.claims_index(dataset), 0
+        query = {"range": {"received_at": {"gte": since.isoformat(), "lt": until.isoformat()}}}
         while True:
-            body = search_body(dataset, params, page_size, institutions, after)
-            body.update(track_total_hits=False, pit={"id": pit, "keep_alive": "2m"})
-            response = es.search(body=body)
-            hits = response["hits"]["hits"]
+            found = self.es.options(ignore_status=404).search(
+                index=index, query=query, size=IDS_PER_SEARCH, source=False
+            )
+            hits = found.get("hits", {}).get("hits", [])  # no hits at all: no claims index yet
             if not hits:
-                return
-            pit = response.get("pit_id", pit)
-            yield [dataset.to_event(hit["_source"]) for hit in hits]
-            after = hits[-1]["sort"]
-    finally:
-        es.options(ignore_status=404).close_point_in_time(id=pit)
-
-
-def delete_index(es: Elasticsearch, index: str) -> None:
-    """Delete one index by its concrete name (clusters may refuse wildcard deletes)."""
-    es.options(ignore_status=404).indices.delete(index=index)
-
-
-def refresh(es: Elasticsearch, dataset: Dataset, prefix: str) -> None:
-    """Make everything written so far searchable (after a bulk import)."""
-    es.indices.refresh(index=dataset.index_pattern(prefix))
+                return deleted
+            actions = [orjson.dumps({"delete": {"_index": index, "_id": hit["_id"]}}) for hit in hits]
+            # Refreshed, so the next search no longer sees them.
+            answer = self.es.bulk(operations=b"\n".join([*actions, b""]), refresh=True, filter_path="errors")
+            if answer.get("errors"):
+                raise RuntimeError(f"could not delete the claims of {since:%Y-%m} in {index}")
+            deleted += len(hits)

@@ -18,9 +18,10 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from scripts.local_es import LocalNode
-from service import create_app, store
+from service import create_app
 from service.config import Settings
 from service.datasets import DATASETS
+from service.store import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,8 +127,9 @@ def auth(secret: str, scheme: str = "token") -> dict:
 
 def empty_index(es, settings, dataset_name: str) -> None:
     """Drop every monthly index of a dataset, by name; the next write makes them anew."""
-    for index in store.indices(es, DATASETS[dataset_name], settings.index_prefix):
-        store.delete_index(es, index)
+    store = EventStore(es, settings.index_prefix)
+    for index in store.indices(DATASETS[dataset_name]):
+        store.delete_index(index)
 
 
 @pytest.fixture

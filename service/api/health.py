@@ -25,9 +25,10 @@ def ready():
     es, settings = current_app.extensions["es"], current_app.config["SETTINGS"]
     try:
         es.cluster.health(timeout="2s")
-        installed = templates.installed(es, settings.index_prefix)
+        datasets = tuple(current_app.extensions["datasets"].values())
+        installed = templates.installed(es, settings.index_prefix, datasets)
         if not installed and settings.install_templates:
-            templates.install(es, settings.index_prefix)
+            templates.install(es, settings.index_prefix, datasets)
             current_app.extensions["tokens"].ensure_index()
             installed = True
     except Exception as exc:  # any failure to reach the cluster means "not ready"

@@ -7,7 +7,7 @@ import flask_smorest
 from marshmallow import Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 
-from ..errors import handle_http_exception
+from .errors import handle_http_exception
 
 
 class StrictParser(FlaskParser):

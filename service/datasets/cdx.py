@@ -3,10 +3,20 @@
 import uuid
 from datetime import datetime
 
+from ..engine.fields import (
+    Date,
+    Identifier,
+    Integer,
+    Keyword,
+    KeywordOrInteger,
+    Long,
+    LongList,
+    Nested,
+    StoredObject,
+)
 from ..engine.filters import Bound, Hierarchy, Match
 from ..engine.groups import AdminLevel, AgeRanges, EntryKey, Terms
-from .fields import Date, Identifier, Integer, Keyword, KeywordOrInteger, Long, LongList, Nested, StoredObject
-from .registry import CLOCK_CORRECTION, Dataset, Field, date_groups
+from ..engine.registry import CLOCK_CORRECTION, Dataset, Endpoints, Field, date_groups
 
 RESULT_KEYS = ("condition", "result")
 #: Declared values: `fill=zero` shows a row for each even when no event has it.
@@ -25,6 +35,7 @@ def prepare(event: dict, now: datetime, new_id) -> dict:
 
 CDX = Dataset(
     name="cdx",
+    endpoints=Endpoints.under("/events", id_label="uuid"),
     doc="Diagnostic test events (the CDX Query Events API).",
     id_field="uuid",
     tiebreak_field="uuid",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..engine.dates import iso_ms
+from ..engine.fields import Coordinate, Date, Keyword, Long, StoredText, Tags
 from ..engine.filters import AllOf, Bound, DatePrefix, Match
 from ..engine.groups import Terms
+from ..engine.registry import CLOCK_CORRECTION, Dataset, Endpoints, Field, date_groups
 from ..ids import time_of
-from .fields import Coordinate, Date, Keyword, Long, StoredText, Tags
-from .registry import CLOCK_CORRECTION, Dataset, Field, date_groups
 
 
 def prepare(event: dict, now: datetime, new_id) -> dict:
@@ -18,7 +19,7 @@ def prepare(event: dict, now: datetime, new_id) -> dict:
     its id alone (a get by id is one real-time get) and the two never disagree.
     """
     event_id = new_id()
-    server_time = time_of(event_id).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    server_time = iso_ms(time_of(event_id))
     return {**event, "id": event_id, "server_time": server_time}
 
 
@@ -31,6 +32,15 @@ def present(event: dict) -> dict:
 
 ROUNDWARE = Dataset(
     name="roundware",
+    # Existing Roundware clients call these paths and read a bare array and a 201 event.
+    endpoints=Endpoints(
+        collection="/api/2/events/",
+        item="/api/2/events/<int:event_id>/",
+        export="/api/2/events/export",
+        query="/api/2/events/query",
+        bare_list=True,
+        created_event=True,
+    ),
     doc="Client activity events (the Roundware /api/2/events/ API).",
     id_field="id",
     tiebreak_field="id",

@@ -1,4 +1,5 @@
-"""Calendar arithmetic of date buckets, on day ordinals (`date.toordinal()`): pure Python.
+"""Dates and times, in one place: reading ISO 8601 texts, writing them to the millisecond,
+and the calendar arithmetic of date buckets on day ordinals (`date.toordinal()`). Pure Python.
 
 A bucket is a number: its first day's ordinal for days and weeks, `year * 12 + month - 1` for
 months, the year for years. Elasticsearch's bucket keys are instants, and near the calendar's
@@ -9,7 +10,63 @@ outside years 1 to 9999 has none.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+
+# ISO 8601 in the forms Elasticsearch's `strict_date_optional_time` also reads, so a value we
+# accept is never refused by the node (and is stored exactly as the client sent it).
+ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}"
+    r"(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+
+
+#: The widest UTC offset Java's time API, and so Elasticsearch, reads.
+MAX_OFFSET = timedelta(hours=18)
+
+
+class OutsideCalendar(ValueError):
+    """A readable ISO 8601 text whose instant falls outside years 1 to 9999 in UTC, or whose
+    offset Elasticsearch cannot read: its message says which."""
+
+
+def from_iso(text: str):
+    """Parse an ISO 8601 datetime; a value without an offset is UTC.
+
+    Raises ValueError, and OutsideCalendar for an instant before 0001-01-01T00:00Z or after
+    9999-12-31T23:59:59.999999Z (`9999-12-31T23:00-05:00`): monthly indices, date buckets and
+    bounds are all computed in UTC, where such an instant has no date.
+    """
+    parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    if parsed.year in (1, 9999) and parsed.utcoffset():  # only there can an offset leave the calendar
+        try:
+            parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise OutsideCalendar("Must lie within years 0001 to 9999 in UTC.") from exc
+    return parsed
+
+
+def utc_instant(text: str) -> datetime:
+    """The UTC instant of a text ISO_DATETIME matched. ValueError if unreadable; OutsideCalendar
+    if its offset is past ±18:00 (or has minutes past 59, which Python would carry into hours)
+    or its instant falls outside years 1 to 9999 in UTC: Elasticsearch refuses the first, and
+    the second has no monthly index (nor a Python datetime)."""
+    parsed = from_iso(text)
+    offset = parsed.utcoffset()
+    if abs(offset) > MAX_OFFSET or (offset and int(text[-2:]) > 59):
+        raise OutsideCalendar("UTC offsets go from -18:00 to +18:00, with minutes 00 to 59.")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise OutsideCalendar("Must lie within years 0001 to 9999 in UTC.") from exc
+
+
+def iso_ms(moment: datetime) -> str:
+    """An aware datetime in UTC to the millisecond, as the service stores the times it sets."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_ORDINAL = EPOCH.toordinal()

@@ -256,6 +256,8 @@ class AgeRanges(Group):
     """
 
     ranges: tuple[tuple[int | None, int | None], ...] = ()
+    #: The largest value the field's type holds (`age` is an Elasticsearch `integer`).
+    largest: int = 2**31 - 1
 
     def with_ranges(self, ranges) -> AgeRanges:
         return replace(self, ranges=tuple(dict.fromkeys(ranges)))
@@ -268,7 +270,10 @@ class AgeRanges(Group):
             return None
         ranges = []
         for index, (low, high) in enumerate(self.ranges):
-            bounds = {"from": low, "to": high}
+            # Elasticsearch reads range bounds as the field's type: an exclusive `to` one past
+            # its largest value (which the schema allows) would be out of range, yet it is the
+            # same as no upper bound at all.
+            bounds = {"from": low, "to": None if high is not None and high > self.largest else high}
             ranges.append({"key": str(index)} | {end: at for end, at in bounds.items() if at is not None})
         return {"range": {"field": self.field, "ranges": ranges}}
 

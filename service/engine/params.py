@@ -6,11 +6,10 @@ the pure translation turns into an Elasticsearch request. Unknown names are refu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
-from ..datasets.registry import Dataset
 from .groups import (
     MAX_FILLED_ROWS,
     AdminLevel,
@@ -21,6 +20,7 @@ from .groups import (
     WholeEntry,
     parse_zone,
 )
+from .registry import Dataset
 
 #: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
 RESULT_WINDOW = 10_000
@@ -47,6 +47,8 @@ class QueryParams:
     min_count: int | None = None
     #: Export only: `ndjson` or `csv`.
     format: str = "ndjson"
+    #: Events on a plain page: `page_size`, or the default page size when it is absent.
+    page_rows: int = 50
 
     @property
     def grouped(self) -> bool:
@@ -219,6 +221,9 @@ class QuerySchemaBase(Schema):
         unknown = RAISE
 
     dataset: Dataset
+    #: The service's DEFAULT_PAGE_SIZE and MAX_PAGE_SIZE (see `query_schema`).
+    default_page_size = 50
+    max_page_size = 1000
 
     @post_load
     def to_params(self, data, **kwargs) -> QueryParams:
@@ -232,7 +237,23 @@ class QuerySchemaBase(Schema):
         # Filter datetimes without an offset are UTC (docs/api.md §5), whatever `time_zone` says.
         params = QueryParams(filters=data, groups=groups, order=order, stats=stats, **common)
         refuse_without_effect(params)
-        return params
+        return replace(params, page_rows=self.page_rows(params))
+
+    def page_rows(self, params: QueryParams) -> int:
+        """The events of a plain page: at most MAX_PAGE_SIZE, and within the first RESULT_WINDOW
+        events unless a cursor says where the page starts."""
+        rows = self.default_page_size if params.page_size is None else params.page_size
+        if rows > self.max_page_size:
+            raise ValidationError({"page_size": [f"Must be at most {self.max_page_size}."]})
+        if params.offset + rows > RESULT_WINDOW and not params.cursor:
+            raise ValidationError(
+                {
+                    "offset": [
+                        f"offset + page_size must stay within {RESULT_WINDOW}; page further with the cursor."
+                    ]
+                }
+            )
+        return rows
 
     def check_calendar(self, common: dict, groups, filters: dict) -> None:
         """`time_zone` labels date groups, `week_start` makes weeks: given where there is none,
@@ -307,12 +328,12 @@ def refuse_without_effect(params: QueryParams) -> None:
         raise ValidationError({name: [message] for name, message in refused.items()})
 
 
-def query_schema(dataset: Dataset) -> type[Schema]:
-    """The query schema of `dataset`: its filters plus paging, ordering and grouping."""
+def query_schema(dataset: Dataset, default_page_size: int = 50, max_page_size: int = 1000) -> type[Schema]:
+    """The query schema of `dataset`: its filters plus paging (within the service's page
+    sizes), ordering and grouping."""
     declared = {name: flt.param_field() for name, flt in dataset.filters.items()}  # as export_schema
     declared.update(
         page_size=fields.Integer(
-            # A search never returns more than RESULT_WINDOW hits; MAX_PAGE_SIZE may lower it.
             # A search never returns more than RESULT_WINDOW hits; MAX_PAGE_SIZE may lower it.
             validate=validate.Range(min=0, max=RESULT_WINDOW),
             metadata={
@@ -372,7 +393,8 @@ def query_schema(dataset: Dataset) -> type[Schema]:
         ),
     )
     name = f"{dataset.name.capitalize()}QuerySchema"
-    return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset})
+    limits = {"default_page_size": default_page_size, "max_page_size": max_page_size}
+    return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset, **limits})
 
 
 def group_by_schema(dataset: Dataset) -> dict:

@@ -9,12 +9,11 @@ import json
 import math
 from operator import getitem
 
-from ..datasets.fields import from_iso
-from ..datasets.registry import Dataset
-from .dates import LAST_MS, epoch_ms
+from .dates import LAST_MS, epoch_ms, from_iso
 from .filters import Bound, DatePrefix, prefix_bounds
 from .groups import MAX_FILLED_ROWS, ParameterError
 from .params import QueryParams
+from .registry import Dataset
 
 
 def events(dataset: Dataset, response: dict) -> list[dict]:

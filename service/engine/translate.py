@@ -5,9 +5,9 @@ No I/O here, so every rule is unit tested in milliseconds (tests/unit/test_trans
 
 from __future__ import annotations
 
-from ..datasets.registry import Dataset
 from .filters import any_of
 from .params import QueryParams
+from .registry import Dataset
 
 #: Buckets fetched per composite page: large pages mean few round trips for big groupings.
 COMPOSITE_PAGE = 5000

@@ -9,8 +9,8 @@ change here: only filters and `group_by` get controls of their own.
 from __future__ import annotations
 
 from ..datasets import DATASETS
-from ..datasets.registry import Dataset
 from ..engine.groups import AdminLevel, AgeRanges, DateBuckets, Group
+from ..engine.registry import Dataset
 
 #: Parameters the explorer builds itself (from its grouping rows), not offered as options.
 BUILT = frozenset({"group_by"})

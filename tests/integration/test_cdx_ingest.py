@@ -199,7 +199,7 @@ def test_nulls_are_accepted_and_returned(client, tokens):
 def test_clock_skew_is_corrected_with_sent_at(client, tokens):
     from datetime import UTC, datetime, timedelta
 
-    from service.datasets.fields import from_iso
+    from service.engine.dates import from_iso
 
     # The device's clock is two hours behind: what it calls 10:00 happened at about 12:00 + (now - sent).
     sent_at = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
@@ -227,23 +227,23 @@ def test_clock_skew_is_corrected_with_sent_at(client, tokens):
 def test_large_batches_are_stored_in_slices_each_reported(client, tokens, monkeypatch):
     from elastic_transport import ConnectionError as TransportConnectionError
 
-    from service import store
-    from service.pipeline import BULK_EVENTS
+    from service.ingest.pipeline import BULK_EVENTS
+    from service.store import EventStore
 
     events = [{"uuid": f"slice-{n}"} for n in range(BULK_EVENTS + 5)]
     assert post(client, tokens, events).json["stored"] == BULK_EVENTS + 5
 
     # The second slice's `_bulk` fails as a whole: the first slice is stored and said so.
     # (Events with a time of their own, so that every `_bulk` is a slice's, with no claims.)
-    calls, send = [], store.bulk_items
+    calls, send = [], EventStore.bulk
 
-    def second_fails(es, operations, refresh=False):
+    def second_fails(store, operations, refresh=False):
         calls.append(len(operations))
         if len(calls) == 2:
             raise TransportConnectionError("node gone")
-        return send(es, operations, refresh)
+        return send(store, operations, refresh)
 
-    monkeypatch.setattr(store, "bulk_items", second_fails)
+    monkeypatch.setattr(EventStore, "bulk", second_fails)
     events = [{"uuid": f"half-{n}", "start_time": "2024-05-01"} for n in range(BULK_EVENTS + 5)]
     response = post(client, tokens, events)
     assert calls == [BULK_EVENTS, 5]

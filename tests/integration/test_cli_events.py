@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service import cli_events, store
+from service.cli import events as cli_events
 from service.datasets import CDX
+from service.store import EventStore
 from tests.conftest import auth, empty_index
 
 EVENTS = [
@@ -152,7 +153,7 @@ def test_retention_deletes_only_old_months_and_only_with_apply(runner, client, t
     )
     es.indices.create(index=f"{prefix}cdx-legacy")  # matched by the pattern, but not monthly
     this_month = f"{prefix}cdx-{datetime.now(UTC):%Y.%m}"
-    everything = set(store.indices(es, CDX, prefix))
+    everything = set(EventStore(es, prefix).indices(CDX))
     assert {f"{prefix}cdx-2019.01", f"{prefix}cdx-2019.02", this_month} <= everything
 
     dry = runner.invoke(args=["retention", "--older-than", "12m"])
@@ -161,12 +162,12 @@ def test_retention_deletes_only_old_months_and_only_with_apply(runner, client, t
         f"would delete {prefix}cdx-2019.01",
         f"would delete {prefix}cdx-2019.02",
     ]
-    assert set(store.indices(es, CDX, prefix)) == everything
+    assert set(EventStore(es, prefix).indices(CDX)) == everything
 
     applied = runner.invoke(args=["retention", "--older-than", "12m", "--apply"])
     assert applied.exit_code == 0, applied.output
     assert applied.stdout.splitlines() == [f"deleted {prefix}cdx-2019.01", f"deleted {prefix}cdx-2019.02"]
-    assert set(store.indices(es, CDX, prefix)) == everything - {
+    assert set(EventStore(es, prefix).indices(CDX)) == everything - {
         f"{prefix}cdx-2019.01",
         f"{prefix}cdx-2019.02",
     }

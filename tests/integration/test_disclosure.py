@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from service.api.cdx import CDX_QUERY
-from service.api.roundware import RoundwareQuery
+from service.datasets import CDX, ROUNDWARE
 from service.engine.groups import AgeRanges
+from service.engine.params import query_schema
 from tests.conftest import auth, empty_index
 from tests.disclosure import (
     Dim,
@@ -28,6 +28,9 @@ from tests.disclosure import (
     withheld,
     witness,
 )
+
+CDX_QUERY = query_schema(CDX)()
+RoundwareQuery = query_schema(ROUNDWARE)
 
 CDX_DIMS = {
     "gender": Dim("gender"),

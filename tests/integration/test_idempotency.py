@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 import elastic_transport
 import pytest
 
-from service import create_app, store
-from service.api import requests as api_requests
+from service import create_app
+from service.api import http as api_requests
 from service.datasets import CDX
+from service.store import EventStore
 from tests.conftest import auth
 
 
@@ -164,7 +165,7 @@ def test_flask_import_meets_the_claim_of_an_earlier_post(
 
 
 def test_retention_deletes_the_claims_of_the_months_it_deletes(runner, client, tokens, es, settings, clock):
-    claims = store.claims_index(CDX, settings.index_prefix)
+    claims = EventStore(es, settings.index_prefix).claims_index(CDX)
     at(clock, "2019-03-15T12:00:00+00:00")
     assert post(client, tokens, {"uuid": "claimed-long-ago"}).status_code == 201
     clock.clear()
@@ -203,7 +204,9 @@ class ClaimsPushBack:
 
 
 def test_a_claim_the_node_pushes_back_on_is_that_events_retry(settings, es, tokens):
-    service = create_app(settings, es=ClaimsPushBack(es, store.claims_index(CDX, settings.index_prefix)))
+    service = create_app(
+        settings, es=ClaimsPushBack(es, EventStore(es, settings.index_prefix).claims_index(CDX))
+    )
     events = [{"uuid": "claim-refused"}, {"uuid": "claim-granted"}]
     response = service.test_client().post("/events", json=events, headers=auth(tokens["ingest"]))
     assert response.status_code == 207, response.json

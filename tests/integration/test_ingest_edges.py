@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service import store
 from service.datasets import CDX
-from service.datasets.fields import from_iso
+from service.engine.dates import from_iso
+from service.store import EventStore
 from tests.conftest import auth
 
 JSON = "application/json"
@@ -216,7 +216,7 @@ def test_cdx_integers_at_the_type_limits(client, tokens, es, settings, field, va
     assert list(batch_errors(batch)) == [1] and field in batch_errors(batch)[1]
     assert stored(client, tokens, uuid) is None and stored(client, tokens, f"{uuid}-ok") is not None
     # Refused before anything was written for it: not even its uuid's claim.
-    claims = store.claims_index(CDX, settings.index_prefix)
+    claims = EventStore(es, settings.index_prefix).claims_index(CDX)
     assert not es.options(ignore_status=404).exists(index=claims, id=uuid)
 
 

@@ -14,7 +14,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
 from service import create_app
-from service.ingest import CREATED, DUPLICATE, RETRY, Report, item_outcome
+from service.ingest.report import CREATED, DUPLICATE, RETRY, Report, item_outcome
 from tests.conftest import auth
 
 REJECTED_ITEM = {

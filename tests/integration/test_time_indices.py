@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from service import store
 from service.datasets import CDX, ROUNDWARE
+from service.store import EventStore
 from tests.conftest import auth
 
 
@@ -28,7 +28,7 @@ def test_events_land_in_the_month_of_their_time(client, tokens, es, settings, fr
     }
     for uuid, index in expected.items():
         assert es.exists(index=index, id=uuid), (uuid, index)
-    assert set(store.indices(es, CDX, prefix)) == set(expected.values())
+    assert set(EventStore(es, prefix).indices(CDX)) == set(expected.values())
     # One collection to queries and groupings.
     assert client.get("/events?page_size=0", headers=auth(tokens["query"])).json["total_count"] == 4
     rows = client.get("/events?group_by=year(start_time)", headers=auth(tokens["query"])).json["events"]
@@ -73,12 +73,13 @@ def test_retried_event_without_time_is_a_duplicate_whatever_the_month(
     )
     # Batches larger than the search window are looked up in chunks.
     many = [f"none-{i}" for i in range(12_000)] + ["retry-1", "fresh"]
-    assert store.existing_ids(es, CDX, settings.index_prefix, many) == {"retry-1", "fresh"}
+    assert EventStore(es, settings.index_prefix).existing_ids(CDX, many) == {"retry-1", "fresh"}
 
 
 def test_grouping_with_no_index_yet_is_empty(client, tokens, es, settings):
-    for index in store.indices(es, ROUNDWARE, settings.index_prefix):
-        store.delete_index(es, index)
+    store = EventStore(es, settings.index_prefix)
+    for index in store.indices(ROUNDWARE):
+        store.delete_index(index)
     response = client.get("/api/2/events/?group_by=event_type", headers=auth(tokens["query"]))
     assert response.status_code == 200
     assert response.json == {"total_count": 0, "events": [], "exact": True}

@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from bench.data import World, event
 from service.datasets import DATASETS
 from service.datasets.cdx import CDX
-from service.ingest import EventLoader
+from service.ingest.validation import EventLoader
 
 LOADERS = {name: EventLoader(dataset) for name, dataset in DATASETS.items()}
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from service.group_commit import GroupCommitter
+from service.ingest.group_commit import GroupCommitter
 
 
 class GatedSend:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service import files, retention
+from service import formats as files
+from service.cli import retention
 from service.datasets import CDX, ROUNDWARE
 from service.engine.params import load_pairs, query_schema
 from service.engine.values import NULL

@@ -16,8 +16,8 @@ from typing import IO
 
 import orjson
 
-from .datasets.registry import Dataset
-from .ingest import Batch
+from .engine.registry import Dataset
+from .ingest.body import Batch
 
 FORMATS = ("ndjson", "csv")
 

@@ -1,8 +1,8 @@
 """`flask import`, `flask export` and `flask retention`: events in bulk, for operators.
 
-Import goes through the same pipeline as `POST` (validation, duplicates, bulk; `pipeline.py`),
-export through the same filters and query translation as `GET` (`engine/`, `store.py`), so
-neither command has rules of its own. The file formats are described in `files.py`.
+Import goes through the same pipeline as `POST` (validation, duplicates, bulk;
+`ingest/pipeline.py`), export through the same query service as `GET` (`queries.py`), so
+neither command has rules of its own. The file formats are described in `formats.py`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from flask import current_app
 from flask.cli import with_appcontext
 from marshmallow import ValidationError
 
-from . import files, pipeline, retention, store
-from .datasets import DATASETS
-from .engine.params import export_schema, load_pairs
-from .ingest import CREATED, DUPLICATE, INVALID
+from .. import formats as files
+from ..datasets import DATASETS
+from ..engine.params import export_schema, load_pairs
+from ..ingest import pipeline
+from ..ingest.report import CREATED, DUPLICATE, INVALID
+from ..queries import Scope
+from . import retention
 
 #: Errors printed per import; the rest are counted.
 MAX_SHOWN_ERRORS = 50
@@ -28,8 +31,9 @@ dataset_argument = click.argument("dataset", type=click.Choice(sorted(DATASETS))
 
 
 def context():
-    """(Elasticsearch client, index prefix) of the app."""
-    return current_app.extensions["es"], current_app.config["SETTINGS"].index_prefix
+    """(the app's event store, its index prefix)."""
+    store = current_app.extensions["store"]
+    return store, store.prefix
 
 
 class ByteCounter:
@@ -52,7 +56,7 @@ class ByteCounter:
 @with_appcontext
 def import_events(dataset, path, file_format, batch_size):
     """Import events from an NDJSON or CSV file; exit 1 if any line was not stored."""
-    es, prefix = context()
+    store = current_app.extensions["store"]
     dataset = DATASETS[dataset]
     new_id = current_app.extensions["ids"].next_id
     # Counts of every outcome, but only the first bad lines kept: memory stays constant.
@@ -62,12 +66,12 @@ def import_events(dataset, path, file_format, batch_size):
         lines = files.read_lines(source, files.format_of(path, file_format), dataset)
         with click.progressbar(length=os.path.getsize(path), label="importing", file=sys.stderr) as bar:
             for numbers, batch in files.batches(lines, batch_size):
-                report, _ = pipeline.ingest(es, dataset, prefix, batch, new_id)
+                report, _ = pipeline.run(store, dataset, batch, new_id)
                 tally.update(report.outcomes.get(i, INVALID) for i in range(report.size))
                 for error in report.body()["errors"][: MAX_SHOWN_ERRORS - len(problems)]:
                     problems.append((numbers[error["index"]], error["status"], error["errors"]))
                 bar.update(source.read - bar.pos)
-    store.refresh(es, dataset, prefix)
+    store.refresh(dataset)
     summarise(tally, problems)
 
 
@@ -102,12 +106,9 @@ def summarise(tally: Counter, problems: list) -> None:
 @with_appcontext
 def export_events(dataset, filters, file_format, output, batch_size):
     """Export the events a query matches to NDJSON or CSV, streaming (point in time + search_after)."""
-    es, prefix = context()
     dataset = DATASETS[dataset]
     params = export_params(dataset, filters)
-    pages = store.export_pages(
-        es, dataset, store.open_export(es, dataset, prefix), params, page_size=batch_size
-    )
+    pages = current_app.extensions["queries"].export(dataset, params, Scope(), page_size=batch_size)
     with click.open_file(output, "w", encoding="utf-8") as stream:
         written = files.write_events(stream, pages, files.format_of(output, file_format), dataset)
     click.echo(f"exported: {written}", err=True)
@@ -139,30 +140,28 @@ def export_params(dataset, filters):
 @with_appcontext
 def retention_command(older_than, datasets, apply):
     """Delete monthly indices whose whole month is older than an age (dry run by default)."""
-    es, prefix = context()
+    store, prefix = context()
     try:
         before = retention.cutoff(older_than, datetime.now(UTC))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from exc
     for name in datasets or sorted(DATASETS):
         dataset = DATASETS[name]
-        for index in retention.expired(dataset, prefix, store.indices(es, dataset, prefix), before):
+        for index in retention.expired(dataset, prefix, store.indices(dataset), before):
             if apply:
-                delete_month(es, dataset, prefix, index)
+                delete_month(store, dataset, index)
             click.echo(f"{'deleted' if apply else 'would delete'} {index}")
     if not apply:
         click.echo("dry run: nothing deleted (add --apply to delete)", err=True)
 
 
-def delete_month(es, dataset, prefix: str, index: str) -> None:
+def delete_month(store, dataset, index: str) -> None:
     """Delete a monthly index and the claims of the receipts it holds (pipeline.claim_receipts),
     claims first: a retry meanwhile finds the old event by search, rather than following a
     claim into an index about to go. Once both are gone, a retry is a new event."""
     if dataset.receipt_field:
-        store.delete_claims(
-            es, dataset, prefix, *retention.month_span(*dataset.month_of_index(prefix, index))
-        )
-    store.delete_index(es, index)
+        store.delete_claims(dataset, *retention.month_span(*dataset.month_of_index(store.prefix, index)))
+    store.delete_index(index)
 
 
 COMMANDS = (import_events, export_events, retention_command)

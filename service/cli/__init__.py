@@ -1,4 +1,4 @@
-"""`flask` commands for operators: tokens and index templates; events in bulk (`cli_events.py`)."""
+"""`flask` commands for operators: tokens and index templates here; events in bulk in `events.py`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import templates as index_templates
-from .auth import SCOPES
-from .engine.params import MIN_COUNT_RANGE
+from .. import templates as index_templates
+from ..auth import SCOPES
+from ..engine.params import MIN_COUNT_RANGE
 
 tokens = AppGroup("tokens", help="Create, list and revoke API tokens.")
 templates = AppGroup("templates", help="Install, check or regenerate the index templates.")
@@ -93,7 +93,7 @@ def check_templates():
 
 
 def init_app(app: Flask) -> None:
-    from .cli_events import COMMANDS
+    from .events import COMMANDS
 
     app.cli.add_command(tokens)
     app.cli.add_command(templates)

@@ -11,7 +11,7 @@ import calendar
 import re
 from datetime import UTC, datetime, timedelta
 
-from .datasets.registry import Dataset
+from ..engine.registry import Dataset
 
 AGE = re.compile(r"^\s*(\d+)\s*(d|w|m|y)\s*$")
 UNITS = "d (days), w (weeks), m (months), y (years)"

@@ -1,8 +1,8 @@
-"""The ingest flow without HTTP: validate → scope → prepare → bulk → report.
+"""The ingest flow without HTTP: validate → scope → prepare → claim → bulk → report.
 
-Shared by the HTTP views (`api/requests.py`, which reads the body and the token) and the
-`flask import` command (which reads a file), so both store events the same way.
-`prepare` is pure; `store_batch` is the one step that calls Elasticsearch.
+Shared by the HTTP views (`api/http.py` reads the body and the token) and the `flask import`
+command (which reads a file), so both store events the same way. `prepare` is pure;
+`store_batch` sends through the `EventStore` (or the worker's group commit).
 """
 
 from __future__ import annotations
@@ -10,35 +10,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 
 import elastic_transport
 import elasticsearch
-from elasticsearch import Elasticsearch
 from marshmallow import ValidationError
 
-from . import observability, store
-from .datasets import DATASETS
-from .datasets.registry import Dataset
-from .errors import ApiError, validation_error
-from .ingest import (
-    CREATED,
-    DUPLICATE,
-    FAILED,
-    RETRY,
-    Batch,
-    EventLoader,
-    Report,
-    clock_skew,
-    correct_clock,
-    validate_items,
-)
+from .. import observability
+from ..engine.registry import Dataset
+from ..errors import ApiError, validation_error
+from ..store import IDS_PER_SEARCH, EventStore
+from .body import Batch
+from .clock import clock_skew, correct_clock
+from .group_commit import GroupCommitter
+from .report import CREATED, DUPLICATE, FAILED, RETRY, Report, item_outcome
+from .validation import EventLoader, validate_items
+
+_LOADERS: dict[str, tuple[Dataset, EventLoader]] = {}
 
 
-@cache
-def loader_of(dataset_name: str) -> EventLoader:
+def loader_of(dataset: Dataset) -> EventLoader:
     """Built once per dataset: making a marshmallow schema costs more than validating an event."""
-    return EventLoader(DATASETS[dataset_name])
+    known = _LOADERS.get(dataset.name)
+    if known is None or known[0] is not dataset:
+        known = _LOADERS[dataset.name] = (dataset, EventLoader(dataset))
+    return known[1]
 
 
 #: Events per `_bulk` of a large batch. Each `_bulk` costs Elasticsearch a translog sync per
@@ -68,7 +63,7 @@ def prepare(
     foreign institutions (403), and build the documents."""
     # An unreadable sent_at is the request's 400, before anything is stored.
     skew = clock_skew(batch.sent_at, now) if batch.sent_at is not None else None
-    valid, errors = validate_items(loader_of(dataset.name), batch)
+    valid, errors = validate_items(loader_of(dataset), batch)
     if skew is not None:
         valid = corrected_clocks(dataset, valid, skew, errors)
     if batch.single and errors:
@@ -108,27 +103,27 @@ def corrected_clocks(dataset: Dataset, valid: dict[int, dict], skew: dict, error
     return corrected
 
 
-def store_batch(
-    es: Elasticsearch, dataset: Dataset, prefix: str, prepared: Prepared, refresh, committer=None
-) -> Report:
+def store_batch(store: EventStore, dataset: Dataset, prepared: Prepared, refresh, committer=None) -> Report:
     """Bulk-create the documents `BULK_EVENTS` at a time, each outcome reported; count the
     outcomes in the metrics. A slice that fails as a whole after earlier ones were stored marks
     its own and the later events as not stored (a 207 that says so); a failure before anything
     was stored is the request's error (429 / 503)."""
     report = Report(size=prepared.size, errors=dict(prepared.errors))
-    documents = skip_stored(es, dataset, prefix, prepared, report)
+    documents = skip_stored(store, dataset, prepared, report)
     # A request that asked for a refresh sends its own bulks, its claims' too.
     documents = claim_receipts(
-        es, dataset, prefix, prepared.untimed, documents, report, committer=None if refresh else committer
+        store, dataset, prepared.untimed, documents, report, committer=None if refresh else committer
     )
-    indices = {position: dataset.index_for(prefix, document) for position, (_, document) in documents.items()}
+    indices = {
+        position: dataset.index_for(store.prefix, document) for position, (_, document) in documents.items()
+    }
     # Slices by month: each `_bulk` then touches few monthly indices (one translog sync each),
     # which matters when a device uploads weeks of backlog at once.
     positions = sorted(documents, key=indices.__getitem__)
     for start in range(0, len(positions), BULK_EVENTS):
         piece = {p: (indices[p], *documents[p]) for p in positions[start : start + BULK_EVENTS]}
         try:
-            store.bulk_create(es, piece, report, refresh, committer)
+            record(piece, send(store, list(piece.values()), refresh, committer), report)
         except (elasticsearch.ApiError, elastic_transport.TransportError) as exc:
             if start == 0:
                 raise
@@ -141,11 +136,32 @@ def store_batch(
     return report
 
 
-def skip_stored(es: Elasticsearch, dataset: Dataset, prefix: str, prepared: Prepared, report: Report) -> dict:
+def send(store: EventStore, operations: list, refresh=False, committer: GroupCommitter | None = None) -> list:
+    """`create` (index, id, document) triples; the bulk items, in order.
+
+    Small requests that need no refresh share a `_bulk` with the worker's concurrent ones
+    (`committer`); the others send their own. Either way each outcome is Elasticsearch's own.
+    """
+    if committer is not None and not refresh and len(operations) <= committer.max_request_items:
+        return committer.submit(operations)
+    return store.bulk(operations, refresh)
+
+
+def record(documents: dict[int, tuple[str, object, dict]], items: list[dict], report: Report) -> None:
+    """Each bulk item's outcome, reported at its document's position."""
+    for position, item in zip(documents, items, strict=True):
+        outcome, reason = item_outcome(item)
+        report.ids[position] = documents[position][1]
+        report.outcomes[position] = outcome
+        if reason:
+            report.errors[position] = {"_elasticsearch": [reason]}
+
+
+def skip_stored(store: EventStore, dataset: Dataset, prepared: Prepared, report: Report) -> dict:
     """The documents left to create once untimed events already stored in another month are
     reported as duplicates (one `ids` search per batch, and only when there are such events)."""
     untimed = {position: prepared.documents[position][0] for position in prepared.untimed}
-    known = store.existing_ids(es, dataset, prefix, list(untimed.values()))
+    known = store.existing_ids(dataset, list(untimed.values())) if untimed else set()
     documents = dict(prepared.documents)
     for position, event_id in untimed.items():
         if str(event_id) in known:
@@ -155,9 +171,8 @@ def skip_stored(es: Elasticsearch, dataset: Dataset, prefix: str, prepared: Prep
 
 
 def claim_receipts(
-    es: Elasticsearch,
+    store: EventStore,
     dataset: Dataset,
-    prefix: str,
     untimed: list[int],
     documents: dict,
     report: Report,
@@ -178,7 +193,7 @@ def claim_receipts(
     receipts = {p: (documents[p][0], documents[p][1][field]) for p in untimed if p in documents}
     if not receipts:
         return documents
-    held, failed = store.claim(es, dataset, prefix, receipts, committer)
+    held, failed = claim(store, dataset, receipts, committer)
     documents = dict(documents)
     for position, (outcome, reason) in failed.items():
         del documents[position]
@@ -190,18 +205,46 @@ def claim_receipts(
     return documents
 
 
-def ingest(
-    es: Elasticsearch,
+def claim(
+    store: EventStore, dataset: Dataset, receipts: dict[int, tuple[object, str]], committer=None
+) -> tuple[dict[int, str], dict[int, tuple[str, str | None]]]:
+    """`create` a claim `{_id: id, received_at: receipt}` for each (id, receipt) by position, and
+    read (real time) the claims that already existed. Returns (position → the receipt its id
+    holds, whoever claimed it first; position → (outcome, reason) where the claim failed)."""
+    index = store.claims_index(dataset)
+    held, failed, taken = {}, {}, []
+    positions = list(receipts)
+    for start in range(0, len(positions), IDS_PER_SEARCH):
+        chunk = positions[start : start + IDS_PER_SEARCH]
+        operations = [(index, receipts[p][0], {"received_at": receipts[p][1]}) for p in chunk]
+        for position, item in zip(chunk, send(store, operations, committer=committer), strict=True):
+            outcome, reason = item_outcome(item)
+            if outcome == CREATED:
+                held[position] = receipts[position][1]
+            elif outcome == DUPLICATE:
+                taken.append(position)
+            else:
+                failed[position] = (outcome, reason)
+    for start in range(0, len(taken), IDS_PER_SEARCH):
+        chunk = taken[start : start + IDS_PER_SEARCH]
+        found = store.claims(dataset, [str(receipts[p][0]) for p in chunk])
+        for position, doc in zip(chunk, found, strict=True):
+            # Gone only if retention deleted it (with its month) meanwhile: then ours stands.
+            held[position] = doc["_source"]["received_at"] if doc.get("found") else receipts[position][1]
+    return held, failed
+
+
+def run(
+    store: EventStore,
     dataset: Dataset,
-    prefix: str,
     batch: Batch,
     new_id: Callable[[], int],
     refresh=False,
     institutions=(),
     received_at: datetime | None = None,
-    committer=None,
+    committer: GroupCommitter | None = None,
 ) -> tuple[Report, dict]:
     """Validate, prepare and store one batch: (its report, the documents sent by position).
-    With a `committer` (service/group_commit.py), small requests share a worker's `_bulk`."""
+    With a `committer` (group_commit.py), small requests share a worker's `_bulk`."""
     prepared = prepare(dataset, batch, received_at or datetime.now(UTC), new_id, institutions)
-    return store_batch(es, dataset, prefix, prepared, refresh, committer), prepared.documents
+    return store_batch(store, dataset, prepared, refresh, committer), prepared.documents

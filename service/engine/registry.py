@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 
-from ..engine.filters import Filter
-from ..engine.groups import AdminLevel, AgeRanges, DateBuckets, Group
-from .fields import FieldType, Nested, StoredObject, from_iso
+from .dates import from_iso
+from .fields import FieldType, Nested, StoredObject
+from .filters import Filter
+from .groups import AdminLevel, AgeRanges, DateBuckets, Group
 
 SORTABLE_TYPES = ("keyword", "long", "integer", "double", "date")
 
@@ -64,6 +65,31 @@ def date_groups(field_name: str) -> tuple[Group, ...]:
 
 
 @dataclass(frozen=True)
+class Endpoints:
+    """Where a dataset's endpoints live (Werkzeug rules), and the habits of the API whose
+    clients it keeps (`api/views.py` builds every endpoint from this)."""
+
+    #: `POST` ingests, `GET` queries (also with a JSON body).
+    collection: str
+    #: One event by id: the rule names `<event_id>` (with a converter if ids are integers).
+    item: str
+    export: str
+    #: `POST` with a JSON body queries.
+    query: str
+    #: What a 404 calls an id (`uuid`, `id`).
+    id_label: str = "id"
+    #: Plain listings as a bare JSON array, the rest of the answer in headers (Roundware).
+    bare_list: bool = False
+    #: One posted event (not a batch) answers `201` with the stored event (Roundware).
+    created_event: bool = False
+
+    @classmethod
+    def under(cls, base: str, **habits) -> Endpoints:
+        """The usual layout: `base`, `base/<event_id>`, `base/export`, `base/query`."""
+        return cls(base, f"{base}/<event_id>", f"{base}/export", f"{base}/query", **habits)
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     fields: tuple[Field, ...]
@@ -94,6 +120,12 @@ class Dataset:
     #: When ids encode their creation time: id → that time, so a get by id knows its index.
     time_of_id: Callable[[object], datetime] | None = None
     doc: str = ""
+    #: Its HTTP endpoints; by default under `/<name>/events`.
+    endpoints: Endpoints | None = None
+
+    @property
+    def http(self) -> Endpoints:
+        return self.endpoints or Endpoints.under(f"/{self.name}/events")
 
     @cached_property
     def field_map(self) -> dict[str, Field]:

@@ -1,0 +1,82 @@
+"""Request bodies in: gzip, a JSON object or array, NDJSON, or a `{"sent_at", "events"}` envelope."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import orjson
+
+from ..errors import ApiError
+
+JSON_TYPES = ("application/json",)
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+
+
+def decode_body(raw: bytes, encoding: str, max_bytes: int) -> bytes:
+    """Undo `Content-Encoding: gzip`, refusing to inflate past `max_bytes` (413)."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return raw
+    if encoding not in ("gzip", "x-gzip"):
+        raise ApiError(415, "unsupported_media_type", f"Unsupported Content-Encoding '{encoding}'.")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(raw, max_bytes + 1)
+    except zlib.error as exc:
+        raise ApiError(400, "invalid_body", "The body is not valid gzip.") from exc
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise ApiError(413, "payload_too_large", "Request body too large once decompressed.")
+    if not inflater.eof:
+        raise ApiError(400, "invalid_body", "The gzip body is truncated.")
+    return data
+
+
+@dataclass
+class Batch:
+    """The items of a body; `single` when it was one JSON object rather than a list."""
+
+    items: list
+    single: bool = False
+    #: Position → reason, for NDJSON lines that are not JSON at all.
+    broken: dict[int, str] = field(default_factory=dict)
+    #: The client's clock when it sent the batch (an envelope's `sent_at`), if given.
+    sent_at: str | None = None
+
+
+def parse_events(data: bytes, content_type: str) -> Batch:
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media in NDJSON_TYPES:
+        return parse_ndjson(data)
+    if media not in JSON_TYPES:
+        raise ApiError(415, "unsupported_media_type", "Send application/json or application/x-ndjson.")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}") from exc
+    if isinstance(body, dict) and set(body) == {"sent_at", "events"} and isinstance(body["events"], list):
+        if not body["events"]:
+            raise ApiError(400, "validation_error", "The batch is empty.")
+        return Batch(body["events"], sent_at=body["sent_at"])
+    if isinstance(body, dict):
+        return Batch([body], single=True)
+    if isinstance(body, list):
+        if not body:
+            raise ApiError(400, "validation_error", "The batch is empty.")
+        return Batch(body)
+    raise ApiError(400, "validation_error", "The body must be an event object or a list of events.")
+
+
+def parse_ndjson(data: bytes) -> Batch:
+    items, broken = [], {}
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            broken[len(items)] = f"Not valid JSON: {exc}"
+            items.append(None)
+    if not items:
+        raise ApiError(400, "validation_error", "The batch is empty.")
+    return Batch(items, broken=broken)
