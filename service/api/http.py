@@ -22,7 +22,6 @@ from ..ingest import pipeline
 from ..ingest.body import Batch, decode_body, parse_events
 from ..ingest.report import Report
 from ..queries import QueryService, Scope
-from ..store import EventStore
 from .smorest import INGEST_PARAMETERS
 
 #: The query parameters every ingest endpoint reads (and documents).
@@ -37,7 +36,8 @@ def queries() -> QueryService:
     return current_app.extensions["queries"]
 
 
-def store() -> EventStore:
+def store():
+    """The app's `EventStore`, handed to the ingest pipeline (views send nothing themselves)."""
     return current_app.extensions["store"]
 
 

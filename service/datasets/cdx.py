@@ -1,4 +1,4 @@
-"""The `cdx` dataset: diagnostic test events from lab devices (API.md section 4)."""
+"""The `cdx` dataset: diagnostic test events from lab devices (docs/api.md §4)."""
 
 import uuid
 from datetime import datetime

@@ -1,4 +1,4 @@
-"""The `roundware` dataset: client activity events (Roundware's `/api/2/events/`, API.md section 5)."""
+"""The `roundware` dataset: client activity events (Roundware's `/api/2/events/`, docs/api.md §5)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A `Dataset` lists its `Field`s, each with its type, the filters and groupings it offers and
 whether it is PII. The index template (`templates.py`), the ingest and query schemas
-(`engine/params.py`, `ingest.py`) and the query translation (`engine/translate.py`) are
+(`engine/params.py`, `ingest/validation.py`) and the query translation (`engine/translate.py`) are
 all generated from it, so a field is declared in exactly one place.
 """
 

@@ -1,5 +1,5 @@
 """Dashboards' extras on a real node: grouped cursors, zero-fill, stats, suppression, weeks,
-export (API.md is silent on these; README documents them)."""
+export (docs/api.md §6)."""
 
 from __future__ import annotations
 

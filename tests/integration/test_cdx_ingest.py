@@ -1,4 +1,4 @@
-"""CDX ingest on a real node: bodies, validation, batches, duplicates, refresh (API.md section 3)."""
+"""CDX ingest on a real node: bodies, validation, batches, duplicates, refresh (docs/api.md §3)."""
 
 from __future__ import annotations
 

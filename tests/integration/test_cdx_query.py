@@ -1,4 +1,4 @@
-"""CDX queries on a real node: every filter, ordering, paging, grouping (API.md section 4)."""
+"""CDX queries on a real node: every filter, ordering, paging, grouping (docs/api.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Roundware `/api/2/events/` API on a real node (API.md section 5)."""
+"""The Roundware `/api/2/events/` API on a real node (docs/api.md §5)."""
 
 from __future__ import annotations
 
