@@ -78,3 +78,39 @@ def probe(base_url: str, secret: str, seconds: float, rate: float = 20.0, timeou
     for thread in threads:
         thread.join(seconds + 2 * timeout + 5)
     return result.summary()
+
+
+def flood(base_url: str, seconds: float, connections: int = 8, path: str = "/events?page_size=0") -> dict:
+    """`connections` clients sending requests back to back for `seconds`, each with a random
+    token nobody issued (a flood of unknown tokens). Returns the statuses seen."""
+    import secrets
+
+    statuses: Counter = Counter()
+    lock = threading.Lock()
+    until = time.monotonic() + seconds
+
+    def run() -> None:
+        pool = urllib3.PoolManager(maxsize=1, retries=False, timeout=urllib3.Timeout(connect=5, read=5))
+        while time.monotonic() < until:
+            headers = {"Authorization": f"token {secrets.token_urlsafe(32)}"}
+            try:
+                status = pool.request("GET", base_url + path, headers=headers).status
+            except urllib3.exceptions.HTTPError:
+                status = NO_ANSWER
+            with lock:
+                statuses[status] += 1
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 15)
+    return {"requests": sum(statuses.values()), "statuses": dict(statuses)}
+
+
+if __name__ == "__main__":  # python -m tests.probes flood URL SECONDS CONNECTIONS
+    import json
+    import sys
+
+    _, url, seconds, connections = sys.argv[1:5]
+    print(json.dumps(flood(url, float(seconds), int(connections))), flush=True)
