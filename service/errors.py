@@ -39,6 +39,27 @@ class ApiError(Exception):
         self.details, self.headers = details, headers or {}
 
 
+#: How Elasticsearch says an index is blocked because a disk passed its flood-stage watermark.
+STORAGE_FULL_SIGNS = ("flood-stage watermark", "read-only-allow-delete")
+
+
+def storage_full(text: str) -> bool:
+    """Whether an Elasticsearch error (or a bulk item's reason) is the disk-full write block."""
+    return any(sign in text for sign in STORAGE_FULL_SIGNS)
+
+
+def storage_full_error(details=None) -> ApiError:
+    """503 `storage_full`: writes are blocked until Elasticsearch has disk space again, which it
+    notices by itself (reads keep working)."""
+    return ApiError(
+        503,
+        "storage_full",
+        "Elasticsearch is out of disk space (flood-stage watermark): nothing was stored; "
+        "writes resume once space is freed, retry later.",
+        details,
+    )
+
+
 def validation_error(message: str, details) -> ApiError:
     return ApiError(400, "validation_error", message, details)
 
@@ -92,6 +113,8 @@ def arguments_error(messages: dict, schema=None) -> ApiError:
 
 def handle_elasticsearch_error(error: Exception):
     if isinstance(error, elasticsearch.ApiError):
+        if storage_full(str(error)):
+            return handle_api_error(storage_full_error())
         if error.status_code == 429:
             return error_response(429, "too_many_requests", "Elasticsearch is overloaded; retry later.")
         if error.status_code == 400:

@@ -16,7 +16,7 @@ from .. import files, pipeline, store
 from ..datasets.registry import Dataset
 from ..engine import shape
 from ..engine.params import RESULT_WINDOW, QueryParams
-from ..errors import CODES, ApiError, arguments_error, validation_error
+from ..errors import CODES, ApiError, arguments_error, storage_full, storage_full_error, validation_error
 from ..ingest import Batch, Report, decode_body, parse_events
 from ..rows_cache import digest
 from .smorest import INGEST_PARAMETERS
@@ -257,10 +257,17 @@ def batch_response(report: Report):
     """201 / 200 / 207 with the report; when nothing was stored, an error (the one error
     shape, `Retry-After` on 429 and 503) whose details are the report."""
     status = report.status
+    if status in (429, 503) and report_storage_full(report):
+        raise storage_full_error(report.body())
     if status >= 400:
         code = "validation_error" if status == 400 else CODES[status]
         raise ApiError(status, code, BATCH_FAILURES[status], report.body())
     return jsonify(report.body()), status
+
+
+def report_storage_full(report: Report) -> bool:
+    """Whether Elasticsearch refused the report's events for want of disk space."""
+    return any(storage_full(str(errors)) for errors in report.errors.values())
 
 
 def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:

@@ -7,7 +7,7 @@ from flask import json, jsonify
 from ..auth import require
 from ..datasets.roundware import ROUNDWARE
 from ..engine.params import export_schema, query_schema
-from ..errors import ApiError
+from ..errors import ApiError, storage_full_error
 from ..ingest import CREATED
 from .requests import (
     batch_response,
@@ -16,6 +16,7 @@ from .requests import (
     ingest,
     refresh_param,
     refuse_body,
+    report_storage_full,
     run_query,
 )
 from .smorest import EVENT, EVENTS, EXPORT_RESPONSES, INGEST_PARAMETERS, Blueprint, IngestReport, QueryResult
@@ -45,6 +46,8 @@ def post_event():
     if not batch.single:
         return batch_response(report)
     if report.outcomes.get(0) != CREATED:
+        if report_storage_full(report):
+            raise storage_full_error(report.body()["errors"])
         status = report.status if report.status >= 400 else 503
         raise ApiError(status, "not_stored", "The event was not stored; retry.", report.body()["errors"])
     return jsonify(ROUNDWARE.to_event(documents[0][1])), 201
