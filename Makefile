@@ -38,7 +38,8 @@ test: $(STAMP) $(NODE_STAMP) browser
 	REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Faults, backpressure, hostile input, security and a soak, against real Elasticsearch processes
-## (~20 min; docs/reliability.md). SOAK_SECONDS, OUTAGE_SECONDS, FUZZ_EXAMPLES, PROPERTY_EXAMPLES set its size.
+## (~30 min; docs/reliability.md). SOAK_SECONDS, OUTAGE_SECONDS, DISK_FULL_SECONDS, FUZZ_EXAMPLES,
+## PROPERTY_EXAMPLES set its size.
 RELIABILITY_TESTS := tests/unit/test_translate_properties.py tests/integration/test_hostile_input.py \
 	tests/integration/test_security.py tests/integration/test_rejections.py \
 	tests/integration/test_openapi_fuzz.py tests/integration/test_unavailable.py \

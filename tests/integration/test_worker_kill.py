@@ -97,7 +97,13 @@ def test_workers_killed_mid_request_lose_nothing(settings, tokens, tmp_path, es)
         kills = []
         with (
             Ingesters(client, ledger, threads=6, batch=1, interval=0.01),
-            Ingesters(client, batch_ledger, threads=2 if FULL else 1, batch=200 if FULL else 100, interval=0),
+            Ingesters(
+                client,
+                batch_ledger,
+                threads=2 if FULL else 1,
+                batch=200 if FULL else 100,
+                interval=0 if FULL else 0.1,
+            ),
             RoundwarePosters(client) as roundware,
         ):
             time.sleep(2)
