@@ -1,13 +1,20 @@
 """gunicorn settings (`gunicorn -c gunicorn.conf.py wsgi:app`); each can be set from the environment.
 
-Requests spend most of their time waiting on Elasticsearch, so each worker process serves
-several at once with threads (gthread); one process per core keeps Python's CPU work parallel.
+Requests spend most of their time waiting on Elasticsearch, and some clients are slow or hostile
+(docs/reliability.md, "Slow clients"), so each worker process serves its connections with
+gevent: a connection waiting on its client or on Elasticsearch costs a greenlet (a few KiB),
+not a thread, so no number of slow connections can hold every worker busy. One process per core
+keeps Python's CPU work parallel. A connection's request headers must arrive within `keepalive`
+seconds, and its body at `REQUEST_BODY_MIN_RATE` on average after `REQUEST_BODY_GRACE_SECONDS`,
+else it is cut.
 """
 
 import ctypes
 import gc
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 # Prometheus multiprocess mode: must be in the environment before any worker imports
@@ -18,12 +25,25 @@ os.environ.setdefault(
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8888')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-worker_class = "gthread"
-# 32 threads: concurrent single-event POSTs wait together on one group-commit `_bulk`, so more
-# threads mean bigger bulks; measured (docs/benchmarks.md) 8 → 32 threads took single POSTs
-# from about 240 to 380 events/s with no cost to queries or batches.
+# gevent: measured (docs/reliability.md) 200 connections trickling their headers took every
+# gthread thread (20 of 20 other requests timed out); under gevent the same attack left the
+# others' p99 within a few ms of its level without it. `gthread` remains selectable.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+#: Connections each gevent worker serves at once (beyond that it stops accepting until some
+#: end): with `keepalive` and the body rate below, this bounds a worker's memory under attack.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+# gthread only: 32 threads: concurrent single-event POSTs wait together on one group-commit
+# `_bulk`, so more threads mean bigger bulks; measured (docs/benchmarks.md) 8 → 32 threads took
+# single POSTs from about 240 to 380 events/s with no cost to queries or batches.
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))
-keepalive = 30
+#: Seconds an idle kept-alive connection is kept, and (gevent) the most a client may take to send
+#: a request's headers, counted from the connection's start or its previous answer.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "15"))
+#: A request body must arrive at this many bytes a second on average, after a grace period:
+#: a body trickled slower is cut (408, connection closed). 64 KiB/s lets a 10 MiB batch take
+#: 170 s; a byte-at-a-time body is cut after the grace period.
+REQUEST_BODY_MIN_RATE = int(os.environ.get("REQUEST_BODY_MIN_RATE", str(64 * 1024)))
+REQUEST_BODY_GRACE_SECONDS = float(os.environ.get("REQUEST_BODY_GRACE_SECONDS", "10"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 # Recycle workers now and then so a slow leak can never grow without bound.
@@ -74,9 +94,17 @@ def post_worker_init(worker):
     buckets and rows), each 700 of which would start a collection that rescans the young ones
     and, every hundredth, every object of the app. The app's own objects live as long as the
     worker: freeze them out of the scans, and collect less often. Measured on the grouped query
-    of docs/benchmarks.md: shaping 36 ms → 25 ms, JSON parsing 6 ms → 3 ms."""
+    of docs/benchmarks.md: shaping 36 ms → 25 ms, JSON parsing 6 ms → 3 ms.
+
+    Under gevent, the app also reads request bodies against a deadline (`BodyDeadline`)."""
+    if _gevent(worker):
+        worker.wsgi = BodyDeadline(worker.wsgi)
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+
+
+#: The request each greenlet (gevent) or thread is serving, for `BodyDeadline` to close.
+_serving = threading.local()
 
 
 def pre_request(worker, req):
@@ -84,6 +112,7 @@ def pre_request(worker, req):
     one worker, and two busy clients pinned to the same worker share its one core (the GIL)
     while the other worker idles. Reconnecting costs little next to a large batch, and the new
     connection goes to whichever worker accepts first, usually the idle one."""
+    _serving.request = req
     if _large(req):
         req.force_close()
 
@@ -97,3 +126,74 @@ def post_request(worker, req, environ, resp):
 def _large(req) -> bool:
     length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "0")
     return length.isdigit() and int(length) > LARGE_REQUEST_BYTES
+
+
+def _gevent(worker) -> bool:
+    return type(worker).__module__.startswith("gunicorn.workers.ggevent")
+
+
+class BodyDeadline:
+    """WSGI middleware: the request body is read against a deadline that grows with what arrived,
+    `REQUEST_BODY_GRACE_SECONDS + bytes / REQUEST_BODY_MIN_RATE` after the headers. A read that
+    would pass it fails with 408 (in the one error shape) and the connection is closed, so a
+    client trickling its body holds a connection for a bounded time. gevent only: the deadline
+    interrupts the blocked read (gevent.Timeout)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if environ.get("CONTENT_LENGTH") or environ.get("HTTP_TRANSFER_ENCODING"):
+            environ["wsgi.input"] = DeadlineInput(environ["wsgi.input"], environ.get("CONTENT_LENGTH"))
+        return self.app(environ, start_response)
+
+
+class DeadlineInput:
+    """A `wsgi.input` whose reads give up at the body's deadline (see `BodyDeadline`)."""
+
+    def __init__(self, stream, content_length):
+        self.stream, self.started, self.received = stream, time.monotonic(), 0
+        self.expected = int(content_length) if (content_length or "").isdigit() else None
+
+    def _within_deadline(self, read, size: int | None):
+        import gevent
+        from werkzeug.exceptions import RequestTimeout
+
+        wanted = size if size is not None and size >= 0 else None
+        if wanted is None:
+            wanted = (self.expected - self.received) if self.expected is not None else 1 << 20
+        allowed = (
+            REQUEST_BODY_GRACE_SECONDS
+            + (self.received + wanted) / REQUEST_BODY_MIN_RATE
+            - (time.monotonic() - self.started)
+        )
+        cut = RequestTimeout("The request body arrived too slowly.")
+        if allowed <= 0:
+            self._close()
+            raise cut
+        try:
+            with gevent.Timeout(allowed, cut):
+                data = read()
+        except RequestTimeout:
+            self._close()
+            raise
+        self.received += len(data)
+        return data
+
+    @staticmethod
+    def _close():
+        request = getattr(_serving, "request", None)
+        if request is not None:
+            request.force_close()
+
+    def read(self, size=None):
+        return self._within_deadline(lambda: self.stream.read(size), size)
+
+    def readline(self, size=None):
+        return self._within_deadline(lambda: self.stream.readline(size), size)
+
+    def readlines(self, hint=None):
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")

@@ -13,6 +13,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import wraps
@@ -67,11 +68,22 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+#: Tokens (found or not) each worker remembers, each kind on its own: a flood of unknown
+#: secrets evicts only unknown ones, never the tokens in use.
+CACHED_TOKENS = 10_000
+#: Lookups of secrets this worker has never seen that may wait on Elasticsearch at once: a flood
+#: of unknown tokens queues here (costing Elasticsearch a bounded number of gets), while tokens
+#: already known are looked up again outside this lane.
+NEW_SECRET_LOOKUPS = 4
+
+
 class TokenStore:
     def __init__(self, es: Elasticsearch, index: str, cache_seconds: int = 10):
         self.es, self.index, self.cache_seconds = es, index, cache_seconds
-        self._cache: dict[str, tuple[float, Token | None]] = {}
+        self._known: OrderedDict[str, tuple[float, Token]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
+        self._new_lookups = threading.BoundedSemaphore(NEW_SECRET_LOOKUPS)
 
     def ensure_index(self) -> None:
         if not self.es.indices.exists(index=self.index):
@@ -134,11 +146,40 @@ class TokenStore:
         return bool(hits)
 
     def authenticate(self, secret: str) -> Token | None:
+        """The live token of `secret`, or None. Each worker trusts what it looked up for
+        `cache_seconds` (so a revocation reaches every worker within that), and remembers at
+        most CACHED_TOKENS known and CACHED_TOKENS unknown secrets, least recently used out."""
         digest = hash_secret(secret)
         now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached and cached[0] > now:
-            return cached[1]
+        with self._lock:
+            known = self._known.get(digest)
+            if known and known[0] > now:
+                self._known.move_to_end(digest)
+                return known[1]
+            unknown_until = self._unknown.get(digest)
+            if unknown_until is not None and unknown_until > now:
+                return None
+        if known:
+            token = self._lookup(digest)
+        else:
+            with self._new_lookups:
+                token = self._lookup(digest)
+        now = time.monotonic()
+        with self._lock:
+            self._known.pop(digest, None)
+            self._unknown.pop(digest, None)
+            if token is not None:
+                self._known[digest] = (now + self.cache_seconds, token)
+                if len(self._known) > CACHED_TOKENS:
+                    self._known.popitem(last=False)
+            else:
+                self._unknown[digest] = now + self.cache_seconds
+                if len(self._unknown) > CACHED_TOKENS:
+                    self._unknown.popitem(last=False)
+        return token
+
+    def _lookup(self, digest: str) -> Token | None:
+        """One real-time get by the hash (never a search or a scan)."""
         found = self.es.options(ignore_status=404).get(index=self.index, id=digest)
         token = _token(found["_source"]) if found.get("found") else None
         # The lookup is by hash; comparing the stored hash again in constant time keeps a
@@ -147,10 +188,6 @@ class TokenStore:
             token = None
         if token and token.revoked_at:
             token = None
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now + self.cache_seconds, token)
         return token
 
 

@@ -13,6 +13,7 @@ CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -27,6 +28,27 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.details, self.headers = details, headers or {}
+
+
+#: How Elasticsearch says an index is blocked because a disk passed its flood-stage watermark.
+STORAGE_FULL_SIGNS = ("flood-stage watermark", "read-only-allow-delete")
+
+
+def storage_full(text: str) -> bool:
+    """Whether an Elasticsearch error (or a bulk item's reason) is the disk-full write block."""
+    return any(sign in text for sign in STORAGE_FULL_SIGNS)
+
+
+def storage_full_error(details=None) -> ApiError:
+    """503 `storage_full`: writes are blocked until Elasticsearch has disk space again, which it
+    notices by itself (reads keep working)."""
+    return ApiError(
+        503,
+        "storage_full",
+        "Elasticsearch is out of disk space (flood-stage watermark): nothing was stored; "
+        "writes resume once space is freed, retry later.",
+        details,
+    )
 
 
 def validation_error(message: str, details) -> ApiError:

@@ -11,6 +11,12 @@ live workers across all hosts; 64 ids per millisecond per worker (64,000/s; it w
 next millisecond beyond that); if the clock steps back, a worker keeps counting from its last
 millisecond, and hosts' clocks must agree to within LEASE_MARGIN for a slot taken over from a
 dead worker never to repeat that worker's last ids.
+
+A worker killed outright (SIGKILL, out of memory) never gives its slot back: the slot stays
+leased until its lease ends plus LEASE_MARGIN, while the worker's own ids stopped LEASE_MARGIN
+before the lease ended (at the latest), so whoever takes the slot over issues ids at least
+twice LEASE_MARGIN later than any id of the dead worker. A worker that exits cleanly marks its slot
+free from its last id on, and the same margin applies before the slot is taken again.
 """
 
 from __future__ import annotations
@@ -94,8 +100,8 @@ class IdGenerator:
                 index=self.index, mappings=LEASE_MAPPING, settings={"index.auto_expand_replicas": "0-all"}
             )
 
-    def _lease_document(self) -> dict:
-        return {"owner": self.owner, "expires_ms": int((self.clock() + LEASE_SECONDS) * 1000)}
+    def _lease_document(self, asked_at: float) -> dict:
+        return {"owner": self.owner, "expires_ms": int((asked_at + LEASE_SECONDS) * 1000)}
 
     def _claim(self) -> None:
         self._ensure_index()
@@ -110,47 +116,53 @@ class IdGenerator:
 
     def _take(self, slot: int) -> bool:
         doc_id = f"slot-{slot}"
+        asked_at = self.clock()
         try:
             result = self.es.create(
-                index=self.index, id=doc_id, document=self._lease_document(), refresh=False
+                index=self.index, id=doc_id, document=self._lease_document(asked_at), refresh=False
             )
         except ConflictError:
             current = self.es.get(index=self.index, id=doc_id)
-            if current["_source"]["expires_ms"] + LEASE_MARGIN * 1000 > self.clock() * 1000:
+            asked_at = self.clock()
+            if current["_source"]["expires_ms"] + LEASE_MARGIN * 1000 > asked_at * 1000:
                 return False
             try:
                 result = self.es.index(
                     index=self.index,
                     id=doc_id,
-                    document=self._lease_document(),
+                    document=self._lease_document(asked_at),
                     if_seq_no=current["_seq_no"],
                     if_primary_term=current["_primary_term"],
                 )
             except ConflictError:
                 return False
-        self._leased(result)
+        self._leased(result, asked_at)
         return True
 
-    def _leased(self, result: dict) -> None:
+    def _leased(self, result: dict, asked_at: float) -> None:
+        """The lease written at `asked_at` holds until `asked_at + LEASE_SECONDS`; ids stop
+        LEASE_MARGIN before. Counted from when it was asked, not answered: a renewal that took
+        long (a slow node, a client retry) must not stretch the lease past what was written."""
         self._lease_version = (result["_seq_no"], result["_primary_term"])
-        self.lease_valid_until = self.clock() + LEASE_SECONDS - LEASE_MARGIN
+        self.lease_valid_until = asked_at + LEASE_SECONDS - LEASE_MARGIN
 
     def _renew(self) -> bool:
         if self.slot is None or self._lease_version is None:
             return False
         seq_no, primary_term = self._lease_version
+        asked_at = self.clock()
         try:
             result = self.es.index(
                 index=self.index,
                 id=f"slot-{self.slot}",
-                document=self._lease_document(),
+                document=self._lease_document(asked_at),
                 if_seq_no=seq_no,
                 if_primary_term=primary_term,
             )
         except ConflictError:
             self.slot, self._lease_version = None, None
             return False
-        self._leased(result)
+        self._leased(result, asked_at)
         return True
 
     def _start_renewer(self) -> None:
@@ -171,12 +183,21 @@ class IdGenerator:
         atexit.register(self.release)
 
     def release(self) -> None:
-        """Give the slot back (on exit) so another worker need not wait for the lease to end."""
-        if self.slot is None or self._lease_version is None:
-            return
-        seq_no, primary_term = self._lease_version
-        with contextlib.suppress(Exception):  # best effort at exit
-            self.es.options(ignore_status=(404, 409)).delete(
-                index=self.index, id=f"slot-{self.slot}", if_seq_no=seq_no, if_primary_term=primary_term
-            )
-        self.slot = None
+        """Give the slot back (on exit) so another worker need not wait for the lease to end:
+        the lease now ends at this worker's last id, so the slot is free LEASE_MARGIN later
+        (deleting the lease would let a host whose clock is behind repeat this worker's last
+        ids at once)."""
+        with self._lock:
+            if self.slot is None or self._lease_version is None:
+                return
+            seq_no, primary_term = self._lease_version
+            last_ms = max(self._last_ms, int(self.clock() * 1000))
+            with contextlib.suppress(Exception):  # best effort at exit
+                self.es.options(ignore_status=409).index(
+                    index=self.index,
+                    id=f"slot-{self.slot}",
+                    document={"owner": self.owner, "expires_ms": last_ms},
+                    if_seq_no=seq_no,
+                    if_primary_term=primary_term,
+                )
+            self.slot, self._lease_version = None, None

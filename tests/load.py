@@ -101,6 +101,8 @@ class Ledger:
     #: Events whose request got no answer: stored or not, nobody knows.
     unknown: set[str] = field(default_factory=set)
     statuses: Counter = field(default_factory=Counter)
+    #: The error codes of the 429 / 503 answers.
+    codes: Counter = field(default_factory=Counter)
     requests: int = 0
     failed_at: list[float] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
@@ -132,6 +134,8 @@ class Ledger:
                     self.anomalies.append(f"{answer.status} without Retry-After")
                 if not (isinstance(answer.body, dict) and "error" in answer.body):
                     self.anomalies.append(f"{answer.status} not in the error shape: {answer.body!r:.200}")
+                else:
+                    self.codes[answer.body["error"]["code"]] += 1
                 self.refused.update(uuids)
                 if answer.status == 429:
                     self.rejected.update(uuids)

@@ -13,7 +13,7 @@ import elasticsearch
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ..errors import CODES, ApiError, arguments_error, unavailable
+from ..errors import CODES, ApiError, arguments_error, storage_full, storage_full_error, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ def handle_http_exception(error: HTTPException):
 
 def handle_elasticsearch_error(error: Exception):
     if isinstance(error, elasticsearch.ApiError):
+        if storage_full(str(error)):
+            return handle_api_error(storage_full_error())
         if error.status_code == 429:
             return error_response(429, "too_many_requests", "Elasticsearch is overloaded; retry later.")
         if error.status_code == 400:

@@ -17,7 +17,7 @@ from marshmallow import Schema, ValidationError
 from .. import formats
 from ..engine.params import QueryParams
 from ..engine.registry import Dataset
-from ..errors import CODES, ApiError, arguments_error, validation_error
+from ..errors import CODES, ApiError, arguments_error, storage_full, storage_full_error, validation_error
 from ..ingest import pipeline
 from ..ingest.body import Batch, decode_body, parse_events
 from ..ingest.report import Report
@@ -150,10 +150,17 @@ def batch_response(report: Report):
     """201 / 200 / 207 with the report; when nothing was stored, an error (the one error
     shape, `Retry-After` on 429 and 503) whose details are the report."""
     status = report.status
+    if status in (429, 503) and report_storage_full(report):
+        raise storage_full_error(report.body())
     if status >= 400:
         code = "validation_error" if status == 400 else CODES[status]
         raise ApiError(status, code, BATCH_FAILURES[status], report.body())
     return jsonify(report.body()), status
+
+
+def report_storage_full(report: Report) -> bool:
+    """Whether Elasticsearch refused the report's events for want of disk space."""
+    return any(storage_full(str(errors)) for errors in report.errors.values())
 
 
 def store_events(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:

@@ -7,6 +7,7 @@ import flask_smorest
 from marshmallow import Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 
+from ..engine.params import GroupBy
 from .errors import handle_http_exception
 
 
@@ -112,8 +113,21 @@ class Blueprint(flask_smorest.Blueprint):
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
 
+    def init_app(self, app, *, spec_kwargs=None):
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        self.ma_plugin.converter.add_parameter_attribute_function(group_by_in_query_string)
+
     def handle_http_exception(self, error):
         return handle_http_exception(error)
+
+
+def group_by_in_query_string(self, field, ret, **kwargs) -> dict:
+    """In a query string `group_by` is comma-separated text (`gender,week(start_time)`), so it
+    is documented (and offered by "try it out") as a string there; JSON bodies keep the list of
+    names and objects its schema describes."""
+    if ret.get("in") == "query" and isinstance(field, GroupBy):
+        return {"schema": {"type": "string"}}
+    return {}
 
 
 #: Query parameters of every ingest endpoint, for the OpenAPI document.

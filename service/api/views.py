@@ -13,7 +13,7 @@ from flask import json, jsonify
 from ..auth import require
 from ..engine.params import export_schema, query_schema
 from ..engine.registry import Dataset
-from ..errors import ApiError
+from ..errors import ApiError, storage_full_error
 from ..ingest.report import CREATED
 from . import http
 from .smorest import EVENT, EVENTS, EXPORT_RESPONSES, INGEST_PARAMETERS, Blueprint, IngestReport, QueryResult
@@ -49,7 +49,7 @@ def dataset_blueprint(dataset: Dataset, default_page_size: int, max_page_size: i
     @blp.doc(requestBody=INGEST_BODY)
     @ingest_responses(blp, paths.created_event)
     @require("ingest")
-    def ingest():
+    def post_events():
         report, batch, documents = http.store_events(dataset, http.refresh_param())
         if paths.created_event and batch.single:
             return created_event(dataset, report, documents)
@@ -60,7 +60,7 @@ def dataset_blueprint(dataset: Dataset, default_page_size: int, max_page_size: i
     @blp.arguments(query, location="query", as_kwargs=False)
     @blp.doc(summary="Query events", description=list_doc(paths.bare_list))
     @list_responses(blp, paths.bare_list)
-    def list_events(params):
+    def get_events(params):
         body = http.json_body()
         if body is not None:
             http.refuse_query_string()
@@ -75,7 +75,7 @@ def dataset_blueprint(dataset: Dataset, default_page_size: int, max_page_size: i
     )
     @list_responses(blp, paths.bare_list)
     @require("query")
-    def json_query():
+    def query_events():
         http.refuse_query_string()
         params = http.load_query(query_loader, http.json_body() or {})
         return answer(params, http.queries().run(dataset, params, http.scope()), paths.bare_list)
@@ -178,6 +178,8 @@ def array_response(result: dict):
 def created_event(dataset: Dataset, report, documents: dict):
     """One posted event: `201` with the event as stored, or an error if it was not."""
     if report.outcomes.get(0) != CREATED:
+        if http.report_storage_full(report):
+            raise storage_full_error(report.body()["errors"])
         status = report.status if report.status >= 400 else 503
         raise ApiError(status, "not_stored", "The event was not stored; retry.", report.body()["errors"])
     return jsonify(dataset.to_event(documents[0][1])), 201
