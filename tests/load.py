@@ -236,6 +236,9 @@ def found_in_index(es, index: str, uuids) -> set[str]:
     """Which of `uuids` are documents of the dataset index `index` (any of its monthly
     indices, `index*`), after a refresh."""
     pattern, found, uuids = f"{index}*", set(), sorted(uuids)
+    # The checking side waits as long as it takes: the app's client may have a short timeout
+    # (2 s in the freeze scenario), which a loaded machine just after a fault can exceed.
+    es = es.options(request_timeout=60)
     es.indices.refresh(index=pattern)
     for start in range(0, len(uuids), 5000):
         chunk = uuids[start : start + 5000]
@@ -310,6 +313,7 @@ def settle(ledger: Ledger, client, es, index: str, retry_seconds: float = 180) -
     """The promise, checked: nothing forbidden was answered, every acknowledged event is in the
     index, and once the clients retried what was not acknowledged, every event sent is stored
     exactly once. Returns the figures (asserting on the way)."""
+    es = es.options(request_timeout=60)  # the checks wait; the app's own timeout may be short
     assert not ledger.anomalies, ledger.anomalies[:10]
     acknowledged = set(ledger.acknowledged)
     found = found_in_index(es, index, acknowledged)
