@@ -11,7 +11,7 @@ from elasticsearch import Elasticsearch
 from .datasets.registry import Dataset
 from .engine import shape
 from .engine.params import QueryParams
-from .engine.translate import COMPOSITE_PAGE, GROUP_FILTER_PATH, group_body, search_body
+from .engine.translate import GROUP_FILTER_PATH, composite_size, group_body, search_body
 from .group_commit import GroupCommitter
 from .ingest import Report, bulk_body, item_outcome
 
@@ -138,15 +138,16 @@ def group_events(
 ) -> tuple[int, list[list[dict]]]:
     """(events matching, every page of buckets): pages through the composite aggregation to the end."""
     pages, after, total = [], None, None
+    size = composite_size(params)
     while True:
         response, aggregation = _composite_page(
-            es, dataset, prefix, group_body(dataset, params, institutions, after)
+            es, dataset, prefix, group_body(dataset, params, institutions, after, size=size)
         )
         if total is None:
             total = shape.total(response)
         pages.append(aggregation["buckets"])
         after = aggregation["after_key"]
-        if after is None or len(aggregation["buckets"]) < COMPOSITE_PAGE:
+        if after is None or len(aggregation["buckets"]) < size:
             return total, pages
 
 
@@ -159,12 +160,22 @@ def group_page(
     institutions=(),
     after=None,
 ) -> tuple[int, dict, dict | None]:
-    """One page of `size` rows from `after` on: (events matching, rows folded, next after key)."""
-    body = group_body(dataset, params, institutions, after, size=size, count=True)
-    response, aggregation = _composite_page(es, dataset, prefix, body)
-    acc = shape.add_buckets(params, aggregation["buckets"], {})
-    more = len(aggregation["buckets"]) == size and aggregation["after_key"] is not None
-    return shape.total(response), acc, aggregation["after_key"] if more else None
+    """One page of `size` rows from `after` on: (events matching, rows folded, next after key).
+
+    A page whose buckets hold many sub-buckets (distinct values) takes several searches."""
+    acc, total, wanted = {}, None, size
+    while True:
+        chunk = min(wanted, composite_size(params))
+        body = group_body(dataset, params, institutions, after, size=chunk, count=total is None)
+        response, aggregation = _composite_page(es, dataset, prefix, body)
+        if total is None:
+            total = shape.total(response)
+        shape.add_buckets(params, aggregation["buckets"], acc)
+        wanted -= len(aggregation["buckets"])
+        more = len(aggregation["buckets"]) == chunk and aggregation["after_key"] is not None
+        after = aggregation["after_key"] if more else None
+        if after is None or not wanted:
+            return total, acc, after
 
 
 #: Events fetched per search while exporting: large enough for few round trips, small enough

@@ -70,7 +70,15 @@ def install(es: Elasticsearch, prefix: str) -> list[str]:
     names = []
     for dataset in DATASETS.values():
         name = template_name(dataset, prefix)
-        es.indices.put_index_template(name=name, **index_template(dataset, prefix))
+        template = index_template(dataset, prefix)
+        es.indices.put_index_template(name=name, **template)
+        # Monthly indices made before a field was added (a derived one) get it too: a template
+        # only shapes new indices, and strict mappings would refuse the new field.
+        es.indices.put_mapping(
+            index=dataset.index_pattern(prefix),
+            properties=template["template"]["mappings"]["properties"],
+            allow_no_indices=True,
+        )
         names.append(name)
     return names
 

@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError
 
 from .. import files, pipeline, store
 from ..datasets.registry import Dataset
-from ..engine import shape
+from ..engine import analytics, shape
 from ..engine.params import RESULT_WINDOW, QueryParams
 from ..errors import CODES, ApiError, arguments_error, validation_error
 from ..ingest import Batch, Report, decode_body, parse_events
@@ -146,6 +146,7 @@ def run_plain(dataset: Dataset, params: QueryParams, page_size: int, institution
     result = {"total_count": shape.total(response), "events": shape.events(dataset, response)}
     if params.stats:
         result["stats"] = {name: shape.read_stats(response["aggregations"], name) for name in params.stats}
+    result |= whole_analytics(dataset, params, response, institutions)
     if page_size:
         more = len(hits) == page_size
         result["next_cursor"] = shape.encode_cursor(hits[-1]["sort"], fingerprint) if more else None
@@ -160,13 +161,16 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
             "Grouped rows page with page_size and cursor, not offset.",
             {"fields": {"offset": ["Not with group_by."]}},
         )
+    fingerprint = shape.fingerprint(dataset, params)
+    params = planned(dataset, params, institutions)
+    if params.page_size and params.pageable_whole:
+        return page_of_whole(dataset, params, institutions, fingerprint)
     if params.page_size:
         if not params.streamable:
             raise validation_error(
                 "Grouped rows page by cursor only in key order: drop order_by, fill or age ranges.",
                 {"fields": {"page_size": ["Not with order_by, fill or age ranges."]}},
             )
-        fingerprint = shape.fingerprint(dataset, params)
         after = read_cursor(params, fingerprint)
         total, acc, after = store.group_page(
             es(), dataset, prefix, params, params.page_size, institutions, after
@@ -174,23 +178,89 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
         rows = shape.rows(params, acc)
         cursor = shape.encode_cursor(after, fingerprint) if after else None
         return {"total_count": total, "events": rows, "exact": True, "next_cursor": cursor}
-    total, pages = store.group_events(es(), dataset, prefix, params, institutions)
     if params.page_size == 0:
+        total, _ = store.group_events(es(), dataset, prefix, params, institutions)
         return {"total_count": total, "events": [], "exact": True}
-    try:
-        rows = current_app.extensions["rows_cache"].rows(
-            (dataset.name, repr(params), digest(pages)), partial(shaped_rows, dataset, params, pages)
-        )
-    except ValueError as exc:
-        raise validation_error(str(exc), {"fields": {"fill": [str(exc)]}}) from exc
+    total, rows = whole_rows(dataset, params, institutions)
     return {"total_count": total, "events": rows, "exact": True}
 
 
-def shaped_rows(dataset: Dataset, params: QueryParams, pages: list[list[dict]]) -> list[dict]:
+def whole_rows(dataset: Dataset, params: QueryParams, institutions) -> tuple[int, list[dict]]:
+    """(events matching, every row), with the compared period's counts when asked."""
+    prefix = settings().index_prefix
+    total, pages = store.group_events(es(), dataset, prefix, params, institutions)
+    previous = None
+    if params.compare:
+        before = analytics.previous_params(dataset, params)
+        previous = store.group_events(es(), dataset, prefix, before, institutions)[1]
+    try:
+        rows = current_app.extensions["rows_cache"].rows(
+            (dataset.name, repr(params), digest([pages, previous])),
+            partial(shaped_rows, dataset, params, pages, previous),
+        )
+    except ValueError as exc:
+        raise validation_error(str(exc), {"fields": {"fill": [str(exc)]}}) from exc
+    return total, rows
+
+
+def shaped_rows(
+    dataset: Dataset, params: QueryParams, pages: list[list[dict]], previous: list[list[dict]] | None = None
+) -> list[dict]:
     acc = {}
     for buckets in pages:
         shape.add_buckets(params, buckets, acc)
+    if previous is not None:
+        before, earlier = analytics.previous_params(dataset, params), {}
+        for buckets in previous:
+            shape.add_buckets(before, buckets, earlier)
+        acc = analytics.add_previous(acc, earlier)
     return shape.rows(params, acc, shape.date_bounds(dataset, params))
+
+
+# -- analytics (engine/analytics.py): the searches its plans need ------------------------------
+
+
+def planned(dataset: Dataset, params: QueryParams, institutions) -> QueryParams:
+    """`params` completed with what `top` and entry rates need to know first: the values of
+    the ranked field (events per value) and of an entry's other key."""
+    needed = analytics.lookups(dataset, params)
+    if not needed:
+        return params
+    found = {}
+    for name, group in needed.items():
+        lookup = analytics.lookup_params(params, group)
+        _, pages = store.group_events(es(), dataset, settings().index_prefix, lookup, institutions)
+        found[name] = analytics.value_counts(pages)
+    return analytics.plan(dataset, params, found)
+
+
+def page_of_whole(dataset: Dataset, params: QueryParams, institutions, fingerprint: str) -> dict:
+    """A page of rows computed whole (`top`, `compare`), after the row the cursor names."""
+    after = read_cursor(params, fingerprint)
+    if after is not None and not (isinstance(after, dict) and isinstance(after.get("row"), list)):
+        raise validation_error(
+            "Invalid cursor: not one of this query's.", {"fields": {"cursor": ["Not this query's."]}}
+        )
+    total, rows = whole_rows(dataset, params, institutions)
+    try:
+        page, last = analytics.page_of(params, rows, after and after["row"], params.page_size)
+    except ValueError as exc:
+        raise validation_error(f"Invalid cursor: {exc}.", {"fields": {"cursor": [str(exc)]}}) from exc
+    cursor = shape.encode_cursor({"row": last}, fingerprint) if last is not None else None
+    return {"total_count": total, "events": page, "exact": True, "next_cursor": cursor}
+
+
+def whole_analytics(dataset: Dataset, params: QueryParams, response: dict, institutions) -> dict:
+    """Without `group_by`: rates, distinct counts and the compared period's count of the whole
+    answer, beside `total_count`."""
+    total = shape.total(response)
+    found = analytics.whole_answer(params, response.get("aggregations", {}), total)
+    if params.compare:
+        before = analytics.previous_params(dataset, params)
+        earlier = store.search_events(es(), dataset, settings().index_prefix, before, 0, institutions)
+        previous = shape.total(earlier)
+        found |= {"previous": {"count": previous}, "change": analytics.change(total, previous)}
+    return found
 
 
 def read_cursor(params: QueryParams, fingerprint: str):
@@ -207,6 +277,7 @@ def suppressed(result: dict, min_count: int) -> dict:
     rows, hidden = shape.suppress(result["events"], min_count) if result["events"] else ([], None)
     result = {**result, "events": rows}
     result["suppressed"] = hidden or {"min_count": min_count, "rows": 0, "count": 0}
+    result = analytics.suppress_whole(result, min_count)
     if 0 < result["total_count"] < min_count:
         result["total_count"] = None
     return result

@@ -14,8 +14,10 @@ from .requests import (
     event_or_404,
     export,
     ingest,
+    json_body,
+    load_query,
     refresh_param,
-    refuse_body,
+    refuse_query_string,
     run_query,
 )
 from .smorest import EVENT, EVENTS, EXPORT_RESPONSES, INGEST_PARAMETERS, Blueprint, IngestReport, QueryResult
@@ -23,6 +25,8 @@ from .smorest import EVENT, EVENTS, EXPORT_RESPONSES, INGEST_PARAMETERS, Bluepri
 blp = Blueprint("roundware", __name__, url_prefix="/api/2", description=ROUNDWARE.doc)
 RoundwareQuery = query_schema(ROUNDWARE)
 RoundwareExport = export_schema(ROUNDWARE)
+#: One instance for every request (see cdx.CDX_QUERY).
+ROUNDWARE_QUERY = RoundwareQuery()
 
 
 @blp.route("/events/", methods=["POST"])
@@ -58,6 +62,15 @@ ARRAY_HEADERS = {
     ),
     "next_cursor": ("X-Next-Cursor", "the cursor of the next page (absent on the last)"),
     "stats": ("X-Stats", 'with `stats`: JSON, the summary cdx answers under `"stats"`'),
+    "rate": ("X-Rate", 'with `rate`: JSON, the whole answer\'s rates (cdx: `"rate"`)'),
+    "distinct": (
+        "X-Distinct",
+        'with `distinct`: JSON, the whole answer\'s distinct counts (cdx: `"distinct"`)',
+    ),
+    "compare": (
+        "X-Compare",
+        'with `compare`: JSON `{"previous": {"count"}, "change"}` (cdx: `"previous"` and `"change"`)',
+    ),
     "suppressed": ("X-Suppressed", 'with `min_count`: JSON, what cdx answers under `"suppressed"`'),
 }
 
@@ -69,8 +82,11 @@ ARRAY_HEADERS = {
     summary="List events",
     description=(
         "A JSON array of events; the total is in `X-Total-Count`, the cursor of the next page in "
-        "`X-Next-Cursor`, whole-answer `stats` in `X-Stats` and `min_count`'s report in "
-        '`X-Suppressed` (both JSON). With `group_by` the answer is `{"total_count", "events": [rows]}`.'
+        "`X-Next-Cursor`, and what cdx answers beside its events in headers named after the "
+        "parameter, as JSON: `X-Stats`, `X-Rate`, `X-Distinct`, `X-Compare`, `X-Suppressed`. "
+        'With `group_by` the answer is `{"total_count", "events": [rows]}`. The same keys may '
+        "be sent as a JSON body instead (lists for several values; ranges of `delay_seconds`); "
+        "a body and query-string parameters together are a 400."
     ),
 )
 @blp.alt_response(
@@ -83,7 +99,10 @@ ARRAY_HEADERS = {
     },
 )
 def list_events(params):
-    refuse_body()
+    body = json_body()
+    if body is not None:
+        refuse_query_string()
+        params = load_query(ROUNDWARE_QUERY, body)
     result = run_query(ROUNDWARE, params)
     if params.grouped:
         return jsonify(result)
@@ -94,6 +113,8 @@ def array_response(result: dict):
     """The bare array Roundware clients read: the rest of the answer goes in headers, so a
     parameter such as `stats` is never dropped for want of a place."""
     response = jsonify(result["events"])
+    if "previous" in result:
+        result = {**result, "compare": {"previous": result["previous"], "change": result["change"]}}
     for name, (header, _) in ARRAY_HEADERS.items():
         value = result.get(name)
         if value is not None:

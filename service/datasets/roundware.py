@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..engine.filters import AllOf, Bound, DatePrefix, Match
-from ..engine.groups import Terms
+from ..engine.groups import NumericRanges, Terms
 from ..ids import time_of
-from .fields import Coordinate, Date, Keyword, Long, StoredText, Tags
+from .fields import Coordinate, Date, Double, Keyword, Long, StoredText, Tags, from_iso
 from .registry import CLOCK_CORRECTION, Dataset, Field, date_groups
 
 
@@ -29,6 +29,14 @@ def present(event: dict) -> dict:
     return event
 
 
+def delay_seconds(event: dict) -> float | None:
+    """Seconds from the client's clock (`client_time`) to the server's (`server_time`)."""
+    client, server = event.get("client_time"), event.get("server_time")
+    if not client or not server:
+        return None
+    return (from_iso(server) - from_iso(client)).total_seconds()
+
+
 ROUNDWARE = Dataset(
     name="roundware",
     doc="Client activity events (the Roundware /api/2/events/ API).",
@@ -42,8 +50,22 @@ ROUNDWARE = Dataset(
     time_of_id=lambda event_id: time_of(int(event_id)),
     fields=(
         Field("id", Long(), (Match("id"),), server_side=True, doc="unique, time-ordered, below 2^53"),
-        Field("session_id", Long(), (Match("session_id"),), (Terms("session_id"),), required=True),
-        Field("event_type", Keyword(), (Match("event_type"),), (Terms("event_type"),), required=True),
+        Field(
+            "session_id",
+            Long(),
+            (Match("session_id"),),
+            (Terms("session_id"),),
+            required=True,
+            distinct=True,
+        ),
+        Field(
+            "event_type",
+            Keyword(),
+            (Match("event_type"),),
+            (Terms("event_type"),),
+            required=True,
+            rates=True,
+        ),
         Field(
             "server_time",
             Date(),
@@ -73,8 +95,20 @@ ROUNDWARE = Dataset(
             Tags(),
             (AllOf("tag_ids", doc="events carrying all of these tags"),),
             (Terms("tag_ids"),),
+            distinct=True,
         ),
         Field("data", StoredText()),
         CLOCK_CORRECTION,
+    ),
+    derived_fields=(
+        Field(
+            "delay_seconds",
+            Double(),
+            groups=(NumericRanges("delay_seconds"),),
+            server_side=True,
+            stats=True,
+            compute=delay_seconds,
+            doc="server_time - client_time, in seconds (set at ingest when the client sent client_time)",
+        ),
     ),
 )

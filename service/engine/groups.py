@@ -217,18 +217,23 @@ def es_zone(zone: str) -> str:
 
 
 @dataclass(frozen=True)
-class AgeRanges(Group):
-    """Exact ages, or requested `[from, to)` ranges counted by a `range` aggregation.
+class NumericRanges(Group):
+    """Requested `[from, to)` ranges of a numeric field, counted by a `range` aggregation.
 
     Composite sources cannot express ranges (which may overlap), so ranges are a `range`
     aggregation under each composite bucket: Elasticsearch returns one bucket per range rather
-    than one per exact age, and each row's count and statistics come from one bucket. An event
-    outside every range is left out of the rows.
+    than one per value, and each row's count and statistics come from one bucket. An event
+    outside every range is left out of the rows. A field the registry marks with ranges is
+    grouped by them as a JSON object (`{"report_delay_hours": [[0, 24], [24, null]]}`).
     """
 
-    ranges: tuple[tuple[int | None, int | None], ...] = ()
+    ranges: tuple[tuple[float | None, float | None], ...] = ()
+    #: Whether range ends must be integers (the field holds integers).
+    integral: bool = False
+    #: Whether `group_by=NAME` (one row per exact value) is offered besides ranges.
+    by_name = False
 
-    def with_ranges(self, ranges) -> AgeRanges:
+    def with_ranges(self, ranges) -> NumericRanges:
         return replace(self, ranges=tuple(dict.fromkeys(ranges)))
 
     @property
@@ -256,6 +261,15 @@ class AgeRanges(Group):
         if self.ranges:
             return [list(bucket) for bucket in self.ranges]
         return super().domain(observed, bounds, options)
+
+
+@dataclass(frozen=True)
+class AgeRanges(NumericRanges):
+    """Exact ages by name (`group_by=age`, a composite source), or requested `[from, to)`
+    ranges as a JSON object (`{"age": [[0, 10], [10, null]]}`)."""
+
+    integral: bool = True
+    by_name = True
 
 
 @dataclass(frozen=True)

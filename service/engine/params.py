@@ -12,7 +12,17 @@ from datetime import UTC
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from ..datasets.registry import Dataset
-from .groups import AdminLevel, BucketOptions, DateBuckets, EntryKey, Group, WholeEntry, parse_zone
+from .analytics import MAX_TOP, Rate, Top, rankable, time_filters
+from .groups import (
+    AdminLevel,
+    BucketOptions,
+    DateBuckets,
+    EntryKey,
+    Group,
+    NumericRanges,
+    WholeEntry,
+    parse_zone,
+)
 
 #: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
 RESULT_WINDOW = 10_000
@@ -34,6 +44,14 @@ class QueryParams:
     stats: tuple[str, ...] = ()
     #: Rows counting fewer events than this have their count hidden.
     min_count: int | None = None
+    #: `rate=NAME:VALUE,…`: the share of each row's events having the value (analytics.py).
+    rates: tuple[Rate, ...] = ()
+    #: `distinct=NAME,…`: distinct values of these fields per row.
+    distinct: tuple[str, ...] = ()
+    #: `top=KEY:N`: the N values of a grouped key with most events, the rest merged.
+    top: Top | None = None
+    #: `compare=previous|year`: each row's count in an earlier period.
+    compare: str | None = None
     #: Export only: `ndjson` or `csv`.
     format: str = "ndjson"
 
@@ -48,7 +66,23 @@ class QueryParams:
     @property
     def streamable(self) -> bool:
         """Rows come one per bucket in bucket order, so a composite `after` key can page them."""
-        return not self.order and not self.fill and all(group.one_row_per_bucket for group in self.groups)
+        return (
+            not self.order
+            and not self.fill
+            and not self.top
+            and not self.compare
+            and all(group.one_row_per_bucket for group in self.groups)
+        )
+
+    @property
+    def pageable_whole(self) -> bool:
+        """Rows computed whole (`top`, `compare`) but in key order: paged by their keys."""
+        return (
+            bool(self.top or self.compare)
+            and not self.order
+            and not self.fill
+            and not any(isinstance(group, NumericRanges) and group.ranges for group in self.groups)
+        )
 
 
 class NameList(fields.Field):
@@ -91,24 +125,31 @@ class GroupBy(fields.Field):
         return tuple(join_entry_groups(groups))
 
     def valid_names(self) -> list[str]:
-        return sorted(name for name, g in self.dataset.groups.items() if not isinstance(g, AdminLevel))
+        return sorted(name for name, g in self.dataset.groups.items() if by_name(g))
 
     def named(self, name: str) -> Group:
         group = self.dataset.groups.get(name)
-        if group is None or isinstance(group, AdminLevel):
+        if group is None or not by_name(group):
             raise ValidationError(f"Unknown group '{name}'; valid: {', '.join(self.valid_names())}.")
         return group
 
     def from_object(self, key: str, spec) -> Group:
-        age, admin = self.dataset.group_for_age(), self.dataset.group_for_admin_level()
-        if age is not None and key == age.name:
-            return age.with_ranges(parse_ranges(spec))
+        ranged, admin = self.dataset.range_groups, self.dataset.group_for_admin_level()
+        if key in ranged:
+            return ranged[key].with_ranges(parse_ranges(spec, ranged[key].integral))
         if admin is not None and key == admin.name:
             if isinstance(spec, bool) or not isinstance(spec, int) or not 0 <= spec < admin.depth:
                 raise ValidationError(f"admin_level must be an integer from 0 to {admin.depth - 1}.")
             return admin.at_level(spec)
-        objects = [g.name for g in (age, admin) if g is not None]
+        objects = [*ranged, *([admin.name] if admin is not None else [])]
         raise ValidationError(f"Unknown group object '{key}'; valid: {', '.join(objects)}.")
+
+
+def by_name(group: Group) -> bool:
+    """Whether `group_by=NAME` offers the group (admin levels and ranges are JSON objects)."""
+    if isinstance(group, AdminLevel):
+        return False
+    return not isinstance(group, NumericRanges) or group.by_name
 
 
 def refuse_shared_keys(groups: list[Group]) -> None:
@@ -126,11 +167,14 @@ def refuse_shared_keys(groups: list[Group]) -> None:
             makers[key] = group.name
 
 
-def parse_ranges(spec) -> list[tuple[int | None, int | None]]:
-    """Age buckets: `[0, 10]`, `[21]`, `[null, 5]`, `{"from": 16, "to": 21}`, `{"to": 5}`."""
+def parse_ranges(spec, integral: bool = True) -> list[tuple[float | None, float | None]]:
+    """Ranges: `[0, 10]`, `[21]`, `[null, 5]`, `{"from": 16, "to": 21}`, `{"to": 5}`; ends are
+    integers for an integer field (`age`), any finite numbers otherwise."""
     items = [spec] if isinstance(spec, dict) else spec
     if not isinstance(items, list) or not items:
-        raise ValidationError("Age ranges must be a non-empty list.")
+        raise ValidationError("Ranges must be a non-empty list.")
+    number = int if integral else int | float
+    kind = "integers" if integral else "numbers"
     ranges = []
     for item in items:
         if isinstance(item, list) and 1 <= len(item) <= 2:
@@ -138,10 +182,12 @@ def parse_ranges(spec) -> list[tuple[int | None, int | None]]:
         elif isinstance(item, dict) and set(item) <= {"from", "to"}:
             low, high = item.get("from"), item.get("to")
         else:
-            raise ValidationError(f"Not an age range: {item!r}.")
+            raise ValidationError(f"Not a range: {item!r}.")
         for end in (low, high):
-            if end is not None and (isinstance(end, bool) or not isinstance(end, int)):
-                raise ValidationError(f"Age range ends must be integers or null: {item!r}.")
+            if end is not None and (isinstance(end, bool) or not isinstance(end, number) or end != end):
+                raise ValidationError(f"Range ends must be {kind} or null: {item!r}.")
+            if isinstance(end, float) and end in (float("inf"), float("-inf")):
+                raise ValidationError(f"Range ends must be finite: {item!r}.")
         ranges.append((low, high))
     return ranges
 
@@ -201,13 +247,101 @@ class QuerySchemaBase(Schema):
         stats = tuple(self.check_stats(data.pop("stats", [])))
         if data.get("fill") and not groups:
             raise ValidationError({"fill": ["fill needs group_by."]})
+        analytics = {
+            "rates": self.check_rates(data.pop("rate", [])),
+            "distinct": self.check_distinct(data.pop("distinct", [])),
+            "top": self.check_top(data.pop("top", None), groups),
+            "compare": data.pop("compare", None),
+        }
         common = {key: data.pop(key) for key in COMMON if key in data}
         self.check_calendar(common, groups, data)
         # Filter datetimes without an offset are UTC (docs/api.md §5), whatever `time_zone` says.
         filters = self.in_zone(data, UTC)
-        params = QueryParams(filters=filters, groups=groups, order=order, stats=stats, **common)
+        params = QueryParams(filters=filters, groups=groups, order=order, stats=stats, **common, **analytics)
+        self.check_compare(params)
         refuse_without_effect(params)
         return params
+
+    def check_rates(self, items: list[str]) -> tuple[Rate, ...]:
+        """`NAME:VALUE`, NAME a field `rate` may count (registry: `rates=True`)."""
+        valid = self.dataset.rate_groups
+        rates = {}
+        for item in items:
+            name, colon, value = item.partition(":")
+            name, value = name.strip(), value.strip()
+            if name not in valid:
+                raise ValidationError(
+                    {"rate": [f"Cannot count rates of '{name}'; valid: {', '.join(valid)} (as NAME:VALUE)."]}
+                )
+            if not colon or not value:
+                raise ValidationError({"rate": [f"'{item}' needs a value: {name}:VALUE."]})
+            rates.setdefault(f"{name}:{value}", Rate(f"{name}:{value}", name, value))
+        return tuple(rates.values())
+
+    def check_distinct(self, names: list[str]) -> tuple[str, ...]:
+        valid = self.dataset.distinct_fields
+        unknown = [name for name in names if name not in valid]
+        if unknown:
+            raise ValidationError(
+                {"distinct": [f"Cannot count distinct {', '.join(unknown)}; valid: {', '.join(valid)}."]}
+            )
+        return tuple(dict.fromkeys(names))
+
+    def check_top(self, text: str | None, groups) -> Top | None:
+        """`KEY:N`: KEY a row key of a group of values (not dates or ranges), N from 1 to MAX_TOP."""
+        if text is None:
+            return None
+        key, _, size = text.partition(":")
+        key = key.strip()
+        if not groups:
+            raise ValidationError({"top": ["top needs group_by: it keeps the N values of a grouped key."]})
+        found = next((group for group in groups if key in group.keys), None)
+        if found is None:
+            keys = [k for group in groups for k in group.keys]
+            raise ValidationError(
+                {"top": [f"'{key}' is not grouped; top ranks a grouped key: {', '.join(keys)}."]}
+            )
+        if not rankable(found):
+            raise ValidationError(
+                {"top": [f"'{found.name}' groups dates or ranges (their own order): top ranks values."]}
+            )
+        if not size.strip().isdigit() or not 1 <= int(size) <= MAX_TOP:
+            raise ValidationError({"top": [f"Write top as KEY:N, N from 1 to {MAX_TOP} ('{text}')."]})
+        return Top(key, int(size))
+
+    def check_compare(self, params: QueryParams) -> None:
+        """`compare` needs the period bounded at both ends on the main time, and no date group
+        (whose rows could never meet those of another period)."""
+        if not params.compare:
+            return
+        field = self.dataset.time_field
+        bounding = time_filters(self.dataset, params.filters)
+        ends = set()
+        for name in bounding:
+            flt = self.dataset.filters[name]
+            if not hasattr(flt, "op"):  # a partial datetime: both ends
+                ends |= {"low", "high"}
+            else:
+                ends.add("low" if flt.op in ("gt", "gte") else "high")
+        if ends != {"low", "high"}:
+            named = [name for name, flt in self.dataset.filters.items() if flt.field == field]
+            bounds = ", ".join(f"`{name}`" for name in named)
+            raise ValidationError(
+                {"compare": [f"compare needs the period bounded at both ends on {field} ({bounds})."]}
+            )
+        if any(isinstance(group, DateBuckets) for group in params.groups):
+            raise ValidationError(
+                {
+                    "compare": [
+                        "compare matches rows by their keys: a date group's never meet another period's."
+                    ]
+                }
+            )
+        from .analytics import period
+
+        low, high = period(self.dataset, params.filters)
+        if low > high:
+            raise ValidationError({"compare": ["The period is empty: its start is after its end."]})
 
     def check_calendar(self, common: dict, groups, filters: dict) -> None:
         """`time_zone` labels date groups, `week_start` makes weeks: given where there is none,
@@ -280,7 +414,12 @@ def refuse_without_effect(params: QueryParams) -> None:
             "order_by": params.order,
             "offset": params.offset,
             "fill": params.fill,
-            "stats": params.grouped and params.stats,  # without group_by: the whole answer's
+            # Without group_by these describe the whole answer, beside the count.
+            "stats": params.grouped and params.stats,
+            "rate": params.grouped and params.rates,
+            "distinct": params.grouped and params.distinct,
+            "top": params.top,
+            "compare": params.grouped and params.compare,
         }
         refused |= {name: f"{COUNT_ONLY}: no rows for {name}." for name, given in moot.items() if given}
     if params.fill and len(params.groups) == 1 and not can_add_rows(params.groups[0]):
@@ -346,9 +485,47 @@ def query_schema(dataset: Dataset) -> type[Schema]:
             validate=validate.Range(min=1),
             metadata={"description": "hide counts below this (small-count suppression)"},
         ),
+        **analytics_fields(dataset),
     )
     name = f"{dataset.name.capitalize()}QuerySchema"
     return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset})
+
+
+def analytics_fields(dataset: Dataset) -> dict:
+    """`rate`, `distinct`, `top` and `compare` (engine/analytics.py), documented from the registry."""
+    time_bounds = ", ".join(
+        f"`{name}`" for name, flt in dataset.filters.items() if flt.field == dataset.time_field
+    )
+    return {
+        "rate": NameList(
+            metadata={
+                "description": "`NAME:VALUE`, comma-separated: each row's share of events having the value, "
+                "with its 95 % Wilson interval (`rate.NAME:VALUE`: numerator, denominator, value, ci95); "
+                f"NAME one of {', '.join(f'`{n}`' for n in dataset.rate_groups)}"
+            }
+        ),
+        "distinct": NameList(
+            metadata={
+                "description": "fields whose distinct values to count per row (`distinct.NAME`: count, "
+                "exact; exact up to 1,000 values, an estimate past them): "
+                + ", ".join(f"`{n}`" for n in dataset.distinct_fields)
+            }
+        ),
+        "top": fields.String(
+            metadata={
+                "description": "`KEY:N` (a grouped key, N ≤ 1000): keep the N values with most events, "
+                'merge the others into rows keyed `{"other": K}` (K values merged)'
+            }
+        ),
+        "compare": fields.String(
+            validate=validate.OneOf(["previous", "year"]),
+            metadata={
+                "description": "each row's count in the equal-length period just before (`previous`) or a "
+                f'year earlier (`year`): `"previous": {{"count"}}` and `"change"`; needs {time_bounds} '
+                "bounding both ends, no date group"
+            },
+        ),
+    }
 
 
 def export_schema(dataset: Dataset) -> type[Schema]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..datasets import DATASETS
 from ..datasets.registry import Dataset
-from ..engine.groups import AdminLevel, AgeRanges, DateBuckets, Group
+from ..engine.groups import AdminLevel, AgeRanges, DateBuckets, Group, NumericRanges
 
 #: Parameters the explorer builds itself (from its grouping rows), not offered as options.
 BUILT = frozenset({"group_by"})
@@ -64,6 +64,8 @@ def describe_group(group: Group) -> dict:
         return {**item, "kind": "date", "interval": group.interval}
     if isinstance(group, AgeRanges):  # by name: exact ages; as a JSON object: ranges
         return {**item, "kind": "age"}
+    if isinstance(group, NumericRanges):  # only as a JSON object: ranges (reporting delays)
+        return {**item, "kind": "ranges"}
     if isinstance(group, AdminLevel):  # only as a JSON object: {"admin_level": N}
         return {**item, "kind": "admin_level", "depth": group.depth}
     return {**item, "kind": "terms"}

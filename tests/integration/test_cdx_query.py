@@ -295,11 +295,14 @@ def test_a_body_and_a_query_string_together_are_400_naming_the_query_string(clie
 
 def test_endpoints_reading_the_query_string_refuse_a_body(client, tokens):
     headers = auth(tokens["query"])
-    for path in ("/events/export", "/api/2/events/", "/api/2/events/export"):
+    for path in ("/events/export", "/api/2/events/export"):
         response = client.open(path, method="GET", json={"gender": "male"}, headers=headers)
         assert response.status_code == 400, (path, response.json)
         assert "body" in response.json["error"]["details"]["fields"], path
     assert client.open("/events/export", method="GET", data=" ", headers=headers).status_code == 200
+    # Roundware's list reads a JSON body as cdx's does: an unknown key in it is refused by name.
+    response = client.open("/api/2/events/", method="GET", json={"gender": "male"}, headers=headers)
+    assert response.status_code == 400 and list(response.json["error"]["details"]["fields"]) == ["gender"]
 
 
 def grouped(client, tokens, query="", body=None):
