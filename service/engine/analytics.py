@@ -260,16 +260,18 @@ def change(count: int | None, previous: int | None) -> float | None:
 
 
 def whole_answer(params, aggregations: dict, total: int) -> dict:
-    """Without `group_by`: the figures of the whole answer, beside `total_count`."""
+    """Without `group_by`: the figures of the whole answer, beside `total_count` (no
+    aggregations at all when no index exists yet: nothing counted)."""
     found = {}
     if params.rates:
         found["rate"] = {
-            rate.label: rate_value(aggregations[f"rate:{index}"]["doc_count"], total)
+            rate.label: rate_value(aggregations[f"rate:{index}"]["doc_count"] if aggregations else 0, total)
             for index, rate in enumerate(params.rates)
         }
     if params.distinct:
         found["distinct"] = {
-            name: distinct_value(read_distinct(aggregations, name)) for name in params.distinct
+            name: distinct_value(read_distinct(aggregations, name) if aggregations else None)
+            for name in params.distinct
         }
     return found
 

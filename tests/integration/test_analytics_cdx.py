@@ -688,3 +688,24 @@ def test_reporting_delay_ranges_crossed_with_a_group_and_age_ranges_unchanged(cl
         response = client.post("/events/query", json={"group_by": [bad]}, headers=auth(tokens["query"]))
         assert response.status_code == 400 and "group_by" in response.json["error"]["details"]["fields"]
     assert list(refused(client, tokens, "group_by=report_delay_hours")) == ["group_by"]
+
+
+def test_top_with_zero_fill_and_ordered_by_count(client, tokens):
+    query = "group_by=laboratory,test_type&top=laboratory:3&fill=zero&institution=2&gender=female"
+    rows = get(client, tokens, query)["events"]
+    mine = [e for e in EVENTS if e["institution_id"] == 2 and e.get("gender") == "female"]
+    kept, merged = ranked(Counter(e["laboratory_id"] for e in mine if e.get("laboratory_id") is not None), 3)
+    labs = [*sorted(kept), {"other": len(merged)}]
+    if any(e.get("laboratory_id") is None for e in mine):
+        labs = [None, *labs]
+    assert [(row["laboratory"], row["test_type"]) for row in rows] == [
+        (lab, kind) for lab in labs for kind in ("qc", "specimen")
+    ]
+    for row in rows:
+        lab = row["laboratory"]
+        group = merged if isinstance(lab, dict) else [lab]
+        assert row["count"] == sum(
+            e.get("laboratory_id") in group and e["test_type"] == row["test_type"] for e in mine
+        )
+    ordered = get(client, tokens, "group_by=laboratory&top=laboratory:3&order_by=-count")["events"]
+    assert [row["count"] for row in ordered] == sorted((row["count"] for row in ordered), reverse=True)

@@ -395,3 +395,11 @@ def test_derived_delays():
     assert "report_delay_hours" not in CDX.to_event(document)
     assert datetime(2024, 1, 1, tzinfo=UTC)  # keep the import honest
     assert replace(Rate("a:b", "a", "b"), partner_key="c").partner_key == "c"
+
+
+def test_the_whole_answer_before_any_index_exists():
+    params = parse(rate="gender:female", distinct="device")
+    assert analytics.whole_answer(params, {}, 0) == {
+        "rate": {"gender:female": {"numerator": 0, "denominator": 0, "value": None, "ci95": None}},
+        "distinct": {"device": {"count": 0, "exact": True}},
+    }
