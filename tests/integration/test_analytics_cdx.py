@@ -709,3 +709,17 @@ def test_top_with_zero_fill_and_ordered_by_count(client, tokens):
         )
     ordered = get(client, tokens, "group_by=laboratory&top=laboratory:3&order_by=-count")["events"]
     assert [row["count"] for row in ordered] == sorted((row["count"] for row in ordered), reverse=True)
+
+
+def test_a_page_of_rows_with_many_sub_buckets_takes_several_searches(client, tokens):
+    """Two distinct fields make each row cost about 2,000 buckets: a page of 35 rows is more
+    than one search may return (Elasticsearch's bucket limit), so it comes in two."""
+    query = "group_by=location&distinct=device,system_user"
+    whole = get(client, tokens, query)["events"]
+    assert len(whole) > 35
+    first = get(client, tokens, f"{query}&page_size=35")
+    assert first["events"] == whole[:35] and first["next_cursor"]
+    assert all_pages(client, tokens, query, 35) == whole
+    for row in whole:
+        mine = [e for e in EVENTS if e.get("location_id") == row["location"]]
+        assert row["distinct"]["system_user"]["count"] == distinct_of(mine, "system_user")
