@@ -20,6 +20,7 @@ from functools import wraps
 from elasticsearch import Elasticsearch
 from flask import current_app, g, request
 
+from .engine.params import MIN_COUNT_RANGE
 from .errors import ApiError
 
 SCOPES = ("ingest", "query")
@@ -91,6 +92,9 @@ class TokenStore:
         unknown = set(scopes) - set(SCOPES)
         if unknown or not scopes:
             raise ValueError(f"scopes must be among {', '.join(SCOPES)}")
+        low, high = MIN_COUNT_RANGE
+        if min_count is not None and not low <= min_count <= high:
+            raise ValueError(f"min_count must be from {low} to {high}")
         self.ensure_index()
         secret = secret or secrets.token_urlsafe(32)
         token = Token(

@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 
 from . import templates as index_templates
 from .auth import SCOPES
+from .engine.params import MIN_COUNT_RANGE
 
 tokens = AppGroup("tokens", help="Create, list and revoke API tokens.")
 templates = AppGroup("templates", help="Install, check or regenerate the index templates.")
@@ -28,14 +29,21 @@ templates = AppGroup("templates", help="Install, check or regenerate the index t
     multiple=True,
     help="Restrict to this institution (repeatable).",
 )
-@click.option("--min-count", type=click.IntRange(min=1), default=None, help="Hide counts below this (k).")
+@click.option(
+    "--min-count",
+    type=click.IntRange(*MIN_COUNT_RANGE),
+    default=None,
+    help="Small-count suppression for every answer to the token: counts of 1 to k-1 events are "
+    "hidden, with every figure that would give one away; requests cannot lower k. The token may "
+    "then not list, fetch or export single events.",
+)
 @click.option("--secret", default=None, help="Use this secret instead of a random one (development only).")
 def create_token(name, scopes, institutions, min_count, secret):
     """Create a token and print its secret (shown once; only its hash is stored)."""
     store = current_app.extensions["tokens"]
     try:
         token, secret = store.create(
-            name, [s.strip() for s in scopes.split(",") if s.strip()], list(institutions), secret
+            name, [s.strip() for s in scopes.split(",") if s.strip()], list(institutions), secret, min_count
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -148,10 +148,21 @@ def retention_command(older_than, datasets, apply):
         dataset = DATASETS[name]
         for index in retention.expired(dataset, prefix, store.indices(es, dataset, prefix), before):
             if apply:
-                store.delete_index(es, index)
+                delete_month(es, dataset, prefix, index)
             click.echo(f"{'deleted' if apply else 'would delete'} {index}")
     if not apply:
         click.echo("dry run: nothing deleted (add --apply to delete)", err=True)
+
+
+def delete_month(es, dataset, prefix: str, index: str) -> None:
+    """Delete a monthly index and the claims of the receipts it holds (pipeline.claim_receipts),
+    claims first: a retry meanwhile finds the old event by search, rather than following a
+    claim into an index about to go. Once both are gone, a retry is a new event."""
+    if dataset.receipt_field:
+        store.delete_claims(
+            es, dataset, prefix, *retention.month_span(*dataset.month_of_index(prefix, index))
+        )
+    store.delete_index(es, index)
 
 
 COMMANDS = (import_events, export_events, retention_command)

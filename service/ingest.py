@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from marshmallow import RAISE, Schema, ValidationError
 
-from .datasets.fields import ISO_DATETIME, from_iso
+from .datasets.fields import ISO_DATETIME, OutsideCalendar, utc_instant
 from .datasets.registry import Dataset
 from .errors import ApiError
 
@@ -159,34 +159,52 @@ def validate_items(loader: EventLoader, batch: Batch) -> tuple[dict[int, dict], 
 # -- clock skew --------------------------------------------------------------------------------
 
 
-def clock_offset(sent_at, received_at: datetime) -> timedelta:
-    """How far the client's clock is behind ours (raises a 400 naming `sent_at` if unreadable)."""
+def clock_skew(sent_at, received_at: datetime) -> dict:
+    """The `clock_correction` figures of a batch: `sent_at` and `received_at` in UTC to the
+    millisecond, as stored, and `offset_ms`, exactly the one minus the other, so how far the
+    client's clock is behind ours reads the same from either (a 400 naming `sent_at` if it is
+    unreadable)."""
     try:
         if not isinstance(sent_at, str) or not ISO_DATETIME.match(sent_at):
             raise ValueError(sent_at)
-        return received_at - from_iso(sent_at)
+        sent = _to_ms(utc_instant(sent_at))
     except ValueError as exc:
+        reason = str(exc) if isinstance(exc, OutsideCalendar) else "Not a valid ISO 8601 datetime."
         raise ApiError(
             400,
             "validation_error",
             "sent_at must be an ISO 8601 datetime.",
-            {"fields": {"sent_at": ["Invalid."]}},
+            {"fields": {"sent_at": [reason]}},
         ) from exc
-
-
-def correct_clock(event: dict, fields: tuple[str, ...], sent_at: str, received_at: datetime) -> dict:
-    """Shift the event's client-clock times by the client's skew (to the millisecond, as times
-    are stored); keep the originals."""
-    offset = timedelta(milliseconds=round((received_at - from_iso(sent_at)).total_seconds() * 1000))
-    original = {name: event[name] for name in fields if event.get(name)}
-    corrected = {name: _iso_ms(from_iso(value) + offset) for name, value in original.items()}
-    correction = {
-        "sent_at": sent_at,
-        "received_at": _iso_ms(received_at),
-        "offset_ms": offset // timedelta(milliseconds=1),
-        "original": original,
+    received = _to_ms(received_at.astimezone(UTC))
+    return {
+        "sent_at": _iso_ms(sent),
+        "received_at": _iso_ms(received),
+        "offset_ms": (received - sent) // timedelta(milliseconds=1),
     }
-    return {**event, **corrected, "clock_correction": correction}
+
+
+def correct_clock(event: dict, fields: tuple[str, ...], skew: dict) -> dict:
+    """Shift the event's client-clock times by `skew`'s offset (to the millisecond, as times are
+    stored); keep the originals. A time the shift carries outside years 1 to 9999 is that
+    field's error (ValidationError): the event is refused alone, its batch stored."""
+    offset = timedelta(milliseconds=skew["offset_ms"])
+    original = {name: event[name] for name in fields if event.get(name)}
+    corrected, errors = {}, {}
+    for name, value in original.items():
+        try:
+            # In UTC: a local time at a calendar edge may shift past it while its instant does not.
+            corrected[name] = _iso_ms(utc_instant(value) + offset)
+        except OverflowError:
+            shift = skew["offset_ms"]
+            errors[name] = [f"Corrected by the client's clock offset ({shift} ms) it leaves years 1 to 9999."]
+    if errors:
+        raise ValidationError(errors)
+    return {**event, **corrected, "clock_correction": {**skew, "original": original}}
+
+
+def _to_ms(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
 
 
 def _iso_ms(moment: datetime) -> str:

@@ -15,6 +15,7 @@ from functools import cache
 import elastic_transport
 import elasticsearch
 from elasticsearch import Elasticsearch
+from marshmallow import ValidationError
 
 from . import observability, store
 from .datasets import DATASETS
@@ -28,7 +29,7 @@ from .ingest import (
     Batch,
     EventLoader,
     Report,
-    clock_offset,
+    clock_skew,
     correct_clock,
     validate_items,
 )
@@ -55,18 +56,21 @@ class Prepared:
     documents: dict[int, tuple[object, dict]]
     errors: dict[int, dict]
     #: Positions whose event has a client-given id but no time of its own: its monthly index
-    #: comes from the time of ingest, so a retry in a later month would meet another index.
+    #: comes from the time of ingest, so a retry in a later month would meet another index
+    #: but for its claim (`claim_receipts`).
     untimed: list[int]
 
 
 def prepare(
     dataset: Dataset, batch: Batch, now: datetime, new_id: Callable[[], int], institutions=()
 ) -> Prepared:
-    """Validate each item, refuse foreign institutions (403), correct client clocks when the
-    batch says when it was sent, and build the documents."""
-    if batch.sent_at is not None:
-        clock_offset(batch.sent_at, now)  # refuse an unreadable sent_at before storing anything
+    """Validate each item, correct client clocks when the batch says when it was sent, refuse
+    foreign institutions (403), and build the documents."""
+    # An unreadable sent_at is the request's 400, before anything is stored.
+    skew = clock_skew(batch.sent_at, now) if batch.sent_at is not None else None
     valid, errors = validate_items(loader_of(dataset.name), batch)
+    if skew is not None:
+        valid = corrected_clocks(dataset, valid, skew, errors)
     if batch.single and errors:
         raise validation_error("The event is invalid.", {"fields": errors[0]})
     if institutions:
@@ -80,16 +84,28 @@ def prepare(
             )
     documents = {}
     for position, event in valid.items():
-        if batch.sent_at is not None:
-            event = correct_clock(event, dataset.client_clock_fields, batch.sent_at, now)
         prepared = dataset.prepare(event, now, new_id) if dataset.prepare else event
         documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
     untimed = [
         position
         for position, event in valid.items()
-        if event.get(dataset.id_field) and not any(event.get(f) for f in dataset.partition_fields)
+        if dataset.receipt_field
+        and event.get(dataset.id_field)
+        and not any(event.get(f) for f in dataset.partition_fields)
     ]
     return Prepared(len(batch.items), documents, errors, untimed)
+
+
+def corrected_clocks(dataset: Dataset, valid: dict[int, dict], skew: dict, errors: dict) -> dict[int, dict]:
+    """The events with their client clocks corrected; an event the correction would carry off
+    the calendar moves to `errors`, reported for itself."""
+    corrected = {}
+    for position, event in valid.items():
+        try:
+            corrected[position] = correct_clock(event, dataset.client_clock_fields, skew)
+        except ValidationError as exc:
+            errors[position] = exc.messages
+    return corrected
 
 
 def store_batch(
@@ -101,6 +117,10 @@ def store_batch(
     was stored is the request's error (429 / 503)."""
     report = Report(size=prepared.size, errors=dict(prepared.errors))
     documents = skip_stored(es, dataset, prefix, prepared, report)
+    # A request that asked for a refresh sends its own bulks, its claims' too.
+    documents = claim_receipts(
+        es, dataset, prefix, prepared.untimed, documents, report, committer=None if refresh else committer
+    )
     indices = {position: dataset.index_for(prefix, document) for position, (_, document) in documents.items()}
     # Slices by month: each `_bulk` then touches few monthly indices (one translog sync each),
     # which matters when a device uploads weeks of backlog at once.
@@ -131,6 +151,42 @@ def skip_stored(es: Elasticsearch, dataset: Dataset, prefix: str, prepared: Prep
         if str(event_id) in known:
             del documents[position]
             report.ids[position], report.outcomes[position] = event_id, DUPLICATE
+    return documents
+
+
+def claim_receipts(
+    es: Elasticsearch,
+    dataset: Dataset,
+    prefix: str,
+    untimed: list[int],
+    documents: dict,
+    report: Report,
+    committer,
+) -> dict:
+    """The documents, each untimed event's receipt time being that of its uuid's first receipt.
+
+    An event with a uuid but no time of its own takes its month from the time it is received,
+    which differs between a post and its retry, and the search of `skip_stored` only sees
+    what was refreshed. So the first receipt of each such uuid is claimed once, with a
+    `create` in the claims index (which refuses a second, in real time); every later post of
+    the uuid reads the claim (a real-time get) and takes its receipt, so it meets the first
+    post's monthly index, where `create` finds the copy: across a month boundary, within a
+    second, concurrently, or stores it if the first post died after claiming. Only such
+    events pay for it: one `_bulk` of claims per request, and a get when the uuid was seen.
+    """
+    field = dataset.receipt_field
+    receipts = {p: (documents[p][0], documents[p][1][field]) for p in untimed if p in documents}
+    if not receipts:
+        return documents
+    held, failed = store.claim(es, dataset, prefix, receipts, committer)
+    documents = dict(documents)
+    for position, (outcome, reason) in failed.items():
+        del documents[position]
+        report.not_stored([position], outcome, reason or outcome)
+    for position, receipt in held.items():
+        event_id, document = documents[position]
+        if document[field] != receipt:
+            documents[position] = (event_id, {**document, field: receipt})
     return documents
 
 

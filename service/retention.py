@@ -23,18 +23,28 @@ def cutoff(age: str, now: datetime) -> datetime:
     if not found:
         raise ValueError(f"Not an age: {age!r}; use a number and one of {UNITS}, e.g. 6m.")
     number, unit = int(found[1]), found[2]
-    if unit in ("d", "w"):
-        return now - timedelta(days=number * (7 if unit == "w" else 1))
-    months = number * (12 if unit == "y" else 1)
-    year, month = divmod(now.year * 12 + now.month - 1 - months, 12)
-    day = min(now.day, calendar.monthrange(year, month + 1)[1])
-    return now.replace(year=year, month=month + 1, day=day)
+    try:
+        if unit in ("d", "w"):
+            return now - timedelta(days=number * (7 if unit == "w" else 1))
+        months = number * (12 if unit == "y" else 1)
+        year, month = divmod(now.year * 12 + now.month - 1 - months, 12)
+        day = min(now.day, calendar.monthrange(year, month + 1)[1])
+        return now.replace(year=year, month=month + 1, day=day)
+    except (OverflowError, ValueError) as exc:
+        raise ValueError(f"The age {age!r} reaches before year 1.") from exc
 
 
 def month_end(year: int, month: int) -> datetime:
-    """The first instant after a month (UTC)."""
+    """The first instant after a month (UTC); for December 9999, which has none, its last."""
+    if (year, month) == (9999, 12):
+        return datetime.max.replace(tzinfo=UTC)
     year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return datetime(year, month, 1, tzinfo=UTC)
+
+
+def month_span(year: int, month: int) -> tuple[datetime, datetime]:
+    """The first instant of a month and the first after it (UTC)."""
+    return datetime(year, month, 1, tzinfo=UTC), month_end(year, month)
 
 
 def expired(dataset: Dataset, prefix: str, indices: list[str], before: datetime) -> list[str]:

@@ -6,14 +6,18 @@ process-wide client from `current_app.extensions["es"]`.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import orjson
 from elasticsearch import Elasticsearch
 
+from .datasets.fields import MAX_ID_BYTES
 from .datasets.registry import Dataset
 from .engine import shape
 from .engine.params import QueryParams
 from .engine.translate import GROUP_FILTER_PATH, composite_size, group_body, search_body
 from .group_commit import GroupCommitter
-from .ingest import Report, bulk_body, item_outcome
+from .ingest import CREATED, DUPLICATE, Report, bulk_body, item_outcome
 
 #: All `item_outcome` reads of a bulk answer: Elasticsearch writes (and we parse) a tenth of it.
 BULK_FILTER_PATH = "items.*.status,items.*.error.type,items.*.error.reason"
@@ -28,8 +32,18 @@ def bulk_items(es: Elasticsearch, operations: list[tuple[str, object, dict]], re
 #: Ids looked up per search: well within `index.max_result_window` (10,000).
 IDS_PER_SEARCH = 5000
 
-#: Elasticsearch refuses longer `_id`s, so no stored event has one.
-MAX_ID_BYTES = 512
+
+def create_items(
+    es: Elasticsearch, operations: list[tuple[str, object, dict]], refresh=False, committer=None
+) -> list[dict]:
+    """`create` (index, id, document) triples; the bulk items, in order.
+
+    Small requests that need no refresh share a `_bulk` with the worker's concurrent ones
+    (`committer`); the others send their own. Either way each outcome is Elasticsearch's own.
+    """
+    if committer is not None and not refresh and len(operations) <= committer.max_request_items:
+        return committer.submit(operations)
+    return bulk_items(es, operations, refresh)
 
 
 def bulk_create(
@@ -39,19 +53,11 @@ def bulk_create(
     refresh,
     committer: GroupCommitter | None = None,
 ) -> Report:
-    """Create `documents` (position → (index, id, document)); record each outcome.
-
-    Small requests that need no refresh share a `_bulk` with the worker's concurrent ones
-    (`committer`); the others send their own. Either way each outcome is Elasticsearch's own.
-    """
+    """Create `documents` (position → (index, id, document)); record each outcome."""
     if not documents:
         return report
     positions = list(documents)
-    operations = list(documents.values())
-    if committer is not None and not refresh and len(operations) <= committer.max_request_items:
-        items = committer.submit(operations)
-    else:
-        items = bulk_items(es, operations, refresh)
+    items = create_items(es, list(documents.values()), refresh, committer)
     for position, item in zip(positions, items, strict=True):
         outcome, reason = item_outcome(item)
         report.ids[position] = documents[position][1]
@@ -77,6 +83,62 @@ def existing_ids(es: Elasticsearch, dataset: Dataset, prefix: str, ids: list) ->
     return found
 
 
+def claims_index(dataset: Dataset, prefix: str) -> str:
+    """Where the uuids of events without a time of their own claim their month (see
+    `pipeline.claim_receipts`); outside the dataset's pattern, so no query ever reads it."""
+    return f"{prefix}claims-{dataset.name}"
+
+
+def claim(
+    es: Elasticsearch, dataset: Dataset, prefix: str, receipts: dict[int, tuple[object, str]], committer=None
+) -> tuple[dict[int, str], dict[int, tuple[str, str | None]]]:
+    """`create` a claim `{_id: id, received_at: receipt}` for each (id, receipt) by position, and
+    read (real time) the claims that already existed. Returns (position → the receipt its id
+    holds, whoever claimed it first; position → (outcome, reason) where the claim failed)."""
+    index = claims_index(dataset, prefix)
+    held, failed, taken = {}, {}, []
+    positions = list(receipts)
+    for start in range(0, len(positions), IDS_PER_SEARCH):
+        chunk = positions[start : start + IDS_PER_SEARCH]
+        operations = [(index, receipts[p][0], {"received_at": receipts[p][1]}) for p in chunk]
+        for position, item in zip(chunk, create_items(es, operations, committer=committer), strict=True):
+            outcome, reason = item_outcome(item)
+            if outcome == CREATED:
+                held[position] = receipts[position][1]
+            elif outcome == DUPLICATE:
+                taken.append(position)
+            else:
+                failed[position] = (outcome, reason)
+    for start in range(0, len(taken), IDS_PER_SEARCH):
+        chunk = taken[start : start + IDS_PER_SEARCH]
+        found = es.mget(index=index, ids=[str(receipts[p][0]) for p in chunk])["docs"]
+        for position, doc in zip(chunk, found, strict=True):
+            # Gone only if retention deleted it (with its month) meanwhile: then ours stands.
+            held[position] = doc["_source"]["received_at"] if doc.get("found") else receipts[position][1]
+    return held, failed
+
+
+def delete_claims(es: Elasticsearch, dataset: Dataset, prefix: str, since: datetime, until: datetime) -> int:
+    """Delete the claims of receipts in [since, until) (those of one monthly index): a search
+    and a `_bulk` of deletes per IDS_PER_SEARCH claims, as not every node has delete-by-query
+    (the reindex module). Returns how many were deleted."""
+    index, deleted = claims_index(dataset, prefix), 0
+    query = {"range": {"received_at": {"gte": since.isoformat(), "lt": until.isoformat()}}}
+    while True:
+        found = es.options(ignore_status=404).search(
+            index=index, query=query, size=IDS_PER_SEARCH, source=False
+        )
+        hits = found.get("hits", {}).get("hits", [])  # no hits at all: no claims index yet
+        if not hits:
+            return deleted
+        actions = [orjson.dumps({"delete": {"_index": index, "_id": hit["_id"]}}) for hit in hits]
+        # Refreshed, so the next search no longer sees them.
+        answer = es.bulk(operations=b"\n".join([*actions, b""]), refresh=True, filter_path="errors")
+        if answer.get("errors"):
+            raise RuntimeError(f"could not delete the claims of {since:%Y-%m} in {index}")
+        deleted += len(hits)
+
+
 def indices(es: Elasticsearch, dataset: Dataset, prefix: str) -> list[str]:
     """The dataset's concrete indices (its monthly ones, and any other its pattern matches)."""
     found = es.indices.resolve_index(name=dataset.index_pattern(prefix))
@@ -90,7 +152,7 @@ def get_event(es: Elasticsearch, dataset: Dataset, prefix: str, event_id, instit
     An id that encodes its time names its monthly index; otherwise one `mget` asks every
     monthly index (gets are real time, searches are not).
     """
-    if len(str(event_id).encode()) > MAX_ID_BYTES:  # no such document can exist
+    if len(str(event_id).encode()) > MAX_ID_BYTES:  # Elasticsearch holds no such `_id`
         return None
     try:
         candidates = (

@@ -50,6 +50,20 @@ def index_template(dataset: Dataset, prefix: str = DEFAULT_PREFIX) -> dict:
     }
 
 
+def claims_template(prefix: str = DEFAULT_PREFIX) -> dict:
+    """The claims indices (`<prefix>claims-<dataset>`, store.claims_index): a uuid's first
+    receipt, read by id and deleted by month with the monthly index it names."""
+    return {
+        "index_patterns": [f"{prefix}claims-*"],
+        "priority": 200,
+        "template": {
+            "settings": {"index.number_of_shards": 1, "index.auto_expand_replicas": "0-1"},
+            "mappings": {"dynamic": "strict", "properties": {"received_at": {"type": "date"}}},
+        },
+        "_meta": {"description": "First receipts of event ids without a time of their own."},
+    }
+
+
 def render(template: dict) -> str:
     return json.dumps(template, indent=2, sort_keys=True) + "\n"
 
@@ -80,13 +94,13 @@ def install(es: Elasticsearch, prefix: str) -> list[str]:
             allow_no_indices=True,
         )
         names.append(name)
-    return names
+    es.indices.put_index_template(name=f"{prefix}claims", **claims_template(prefix))
+    return [*names, f"{prefix}claims"]
 
 
 def installed(es: Elasticsearch, prefix: str) -> bool:
-    """Whether every dataset's template is in place and equals the registry's."""
-    for dataset in DATASETS.values():
-        name = template_name(dataset, prefix)
+    """Whether every dataset's template, and the claims', is in place."""
+    for name in [*(template_name(dataset, prefix) for dataset in DATASETS.values()), f"{prefix}claims"]:
         found = es.options(ignore_status=404).indices.get_index_template(name=name)
         templates = found.get("index_templates") or []
         if not templates:

@@ -6,15 +6,19 @@ stays a few lines long.
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime
 from functools import partial
 
+import orjson
 from flask import Response, current_app, g, jsonify, request, stream_with_context
 from marshmallow import Schema, ValidationError
 
 from .. import files, pipeline, store
 from ..datasets.registry import Dataset
-from ..engine import analytics, shape
+from ..engine import analytics, shape, suppression
+from ..engine.groups import ParameterError
 from ..engine.params import RESULT_WINDOW, QueryParams
 from ..errors import CODES, ApiError, arguments_error, validation_error
 from ..ingest import Batch, Report, decode_body, parse_events
@@ -41,7 +45,7 @@ def json_body() -> dict | None:
     media = (request.mimetype or "").lower()
     if media != "application/json":
         raise ApiError(415, "unsupported_media_type", "A query body must be application/json.")
-    body = request.get_json(silent=True)
+    body = parse_query_body(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "The query body must be a JSON object.")
     return body
@@ -77,6 +81,31 @@ def refuse_unknown_args(valid: tuple[str, ...]) -> None:
         )
 
 
+def parse_query_body(raw: bytes):
+    """A query body's JSON. orjson refuses a number beyond a double (`1e400`), which JSON
+    allows: the standard library then reads such a number as its text, for the schema to
+    refuse by the parameter's name."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    try:
+        body = json.loads(raw.decode(), parse_float=_finite_or_text, parse_constant=_no_constant)
+        orjson.dumps(body)  # only what orjson can also write back (no lone surrogates)
+    except (ValueError, TypeError, RecursionError):
+        raise ApiError(400, "invalid_json", f"The query body is not valid JSON: {error}") from error
+    return body
+
+
+def _finite_or_text(text: str):
+    number = float(text)
+    return number if math.isfinite(number) else text
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def load_query(schema: Schema, data: dict) -> QueryParams:
     try:
         return schema.load(data)
@@ -95,10 +124,17 @@ def institutions_of_token(dataset: Dataset) -> tuple[int, ...]:
 def event_or_404(dataset: Dataset, event_id, label: str):
     """The one event a token may see, as JSON, or a 404 naming it."""
     refuse_unknown_args(())
+    refuse_events_under_min_count()
     event = store.get_event(es(), dataset, settings().index_prefix, event_id, institutions_of_token(dataset))
     if event is None:
         raise ApiError(404, "not_found", f"No event with {label}.")
     return jsonify(event)
+
+
+def refuse_events_under_min_count() -> None:
+    """A token bound to a min_count reads counts only: one event is a count of 1."""
+    if g.token.min_count:
+        raise ApiError(403, "forbidden", "This token may only read suppressed counts, not events.")
 
 
 def page_size_of(params: QueryParams) -> int:
@@ -122,7 +158,9 @@ def run_query(dataset: Dataset, params: QueryParams) -> dict:
     min_count = max(filter(None, (g.token.min_count, params.min_count)), default=None)
     page_size = page_size_of(params)
     if params.grouped:
-        result = run_grouped(dataset, params, institutions)
+        fingerprint = shape.fingerprint(dataset, params)  # of the query as asked: cursors stay valid
+        params = planned(dataset, params, institutions)
+        result = run_grouped(dataset, params, institutions, fingerprint)
     elif min_count and page_size:
         raise ApiError(
             403,
@@ -132,7 +170,8 @@ def run_query(dataset: Dataset, params: QueryParams) -> dict:
     else:
         result = run_plain(dataset, params, page_size, institutions)
     if min_count:
-        result = suppressed(result, min_count)
+        shown = suppression.suppress_answer(result, min_count, params)
+        result = analytics.suppress_figures(result, shown, min_count, params)
     return result
 
 
@@ -153,7 +192,7 @@ def run_plain(dataset: Dataset, params: QueryParams, page_size: int, institution
     return result
 
 
-def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
+def run_grouped(dataset: Dataset, params: QueryParams, institutions, fingerprint: str) -> dict:
     """Every row, or (with an explicit page_size) one page of rows and a cursor to the next."""
     prefix = settings().index_prefix
     if params.offset:
@@ -161,20 +200,26 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
             "Grouped rows page with page_size and cursor, not offset.",
             {"fields": {"offset": ["Not with group_by."]}},
         )
-    fingerprint = shape.fingerprint(dataset, params)
-    params = planned(dataset, params, institutions)
     if params.page_size and params.pageable_whole:
         return page_of_whole(dataset, params, institutions, fingerprint)
     if params.page_size:
         if not params.streamable:
             raise validation_error(
-                "Grouped rows page by cursor only in key order: drop order_by, fill or age ranges.",
-                {"fields": {"page_size": ["Not with order_by, fill or age ranges."]}},
+                "Grouped rows page by cursor only in key order, a bucket a row: drop order_by, "
+                "fill, age ranges, or Sunday weeks in a named time zone.",
+                {
+                    "fields": {
+                        "page_size": ["Not with order_by, fill, age ranges or Sunday weeks in a named zone."]
+                    }
+                },
             )
         after = read_cursor(params, fingerprint)
-        total, acc, after = store.group_page(
-            es(), dataset, prefix, params, params.page_size, institutions, after
-        )
+        try:
+            total, acc, after = store.group_page(
+                es(), dataset, prefix, params, params.page_size, institutions, after
+            )
+        except ParameterError as exc:
+            raise refusal(exc) from exc
         rows = shape.rows(params, acc)
         cursor = shape.encode_cursor(after, fingerprint) if after else None
         return {"total_count": total, "events": rows, "exact": True, "next_cursor": cursor}
@@ -183,6 +228,11 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions) -> dict:
         return {"total_count": total, "events": [], "exact": True}
     total, rows = whole_rows(dataset, params, institutions)
     return {"total_count": total, "events": rows, "exact": True}
+
+
+def refusal(exc: ParameterError) -> ApiError:
+    """Rows that cannot be made (too many to fill, dates beyond the calendar): a 400 naming why."""
+    return validation_error(str(exc), {"fields": {exc.parameter: [str(exc)]}})
 
 
 def whole_rows(dataset: Dataset, params: QueryParams, institutions) -> tuple[int, list[dict]]:
@@ -198,8 +248,8 @@ def whole_rows(dataset: Dataset, params: QueryParams, institutions) -> tuple[int
             (dataset.name, repr(params), digest([pages, previous])),
             partial(shaped_rows, dataset, params, pages, previous),
         )
-    except ValueError as exc:
-        raise validation_error(str(exc), {"fields": {"fill": [str(exc)]}}) from exc
+    except ParameterError as exc:
+        raise refusal(exc) from exc
     return total, rows
 
 
@@ -235,18 +285,25 @@ def planned(dataset: Dataset, params: QueryParams, institutions) -> QueryParams:
 
 
 def page_of_whole(dataset: Dataset, params: QueryParams, institutions, fingerprint: str) -> dict:
-    """A page of rows computed whole (`top`, `compare`), after the row the cursor names."""
+    """A page of rows computed whole (`top`, `compare`), after the row the cursor names (its
+    keys as JSON text: `{"other": K}` and ranges are not sort values)."""
     after = read_cursor(params, fingerprint)
-    if after is not None and not (isinstance(after, dict) and isinstance(after.get("row"), list)):
+    try:
+        last = None if after is None else json.loads(after["row"])
+        if last is not None and not isinstance(last, list):
+            raise ValueError("not a row's keys")
+    except (KeyError, TypeError, ValueError) as exc:
         raise validation_error(
-            "Invalid cursor: not one of this query's.", {"fields": {"cursor": ["Not this query's."]}}
-        )
+            "Invalid cursor: not this query's.", {"fields": {"cursor": [str(exc)]}}
+        ) from exc
     total, rows = whole_rows(dataset, params, institutions)
     try:
-        page, last = analytics.page_of(params, rows, after and after["row"], params.page_size)
-    except ValueError as exc:
-        raise validation_error(f"Invalid cursor: {exc}.", {"fields": {"cursor": [str(exc)]}}) from exc
-    cursor = shape.encode_cursor({"row": last}, fingerprint) if last is not None else None
+        page, last = analytics.page_of(params, rows, last, params.page_size)
+    except (TypeError, ValueError) as exc:
+        raise validation_error(
+            "Invalid cursor: not this query's.", {"fields": {"cursor": [str(exc)]}}
+        ) from exc
+    cursor = shape.encode_cursor({"row": json.dumps(last)}, fingerprint) if last is not None else None
     return {"total_count": total, "events": page, "exact": True, "next_cursor": cursor}
 
 
@@ -272,23 +329,11 @@ def read_cursor(params: QueryParams, fingerprint: str):
         raise validation_error(f"Invalid cursor: {exc}.", {"fields": {"cursor": [str(exc)]}}) from exc
 
 
-def suppressed(result: dict, min_count: int) -> dict:
-    """Small-count suppression: rows (and a total) under `min_count` events lose their counts."""
-    rows, hidden = shape.suppress(result["events"], min_count) if result["events"] else ([], None)
-    result = {**result, "events": rows}
-    result["suppressed"] = hidden or {"min_count": min_count, "rows": 0, "count": 0}
-    result = analytics.suppress_whole(result, min_count)
-    if 0 < result["total_count"] < min_count:
-        result["total_count"] = None
-    return result
-
-
 def export(dataset: Dataset, params: QueryParams) -> Response:
     """Stream every matching event as NDJSON or CSV, in constant memory."""
     refuse_body()
     institutions = institutions_of_token(dataset)
-    if g.token.min_count:
-        raise ApiError(403, "forbidden", "This token may only read suppressed counts, not events.")
+    refuse_events_under_min_count()
     pit = store.open_export(es(), dataset, settings().index_prefix)  # fails here (503) if ES is away
     pages = store.export_pages(es(), dataset, pit, params, institutions)
 
@@ -296,7 +341,8 @@ def export(dataset: Dataset, params: QueryParams) -> Response:
     filename = f"{dataset.name}-events.{params.format}"
     return Response(
         stream_with_context(chunks),
-        mimetype=files.MEDIA_TYPES[params.format],
+        # The whole header as given: `mimetype=` would append a second charset to text/csv.
+        content_type=files.MEDIA_TYPES[params.format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
@@ -341,7 +387,8 @@ def ingest(dataset: Dataset, refresh) -> tuple[Report, Batch, dict]:
     received_at = datetime.now(UTC)
     refuse_unknown_args(INGEST_QUERY)
     batch = read_batch()
-    batch.sent_at = batch.sent_at or request.args.get("sent_at")
+    if batch.sent_at is None:  # an envelope's empty sent_at is unreadable, not absent
+        batch.sent_at = request.args.get("sent_at")
     new_id = current_app.extensions["ids"].next_id
     report, documents = pipeline.ingest(
         es(),

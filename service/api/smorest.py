@@ -65,7 +65,10 @@ class QueryResult(Schema):
     total_count = fields.Integer(
         required=True,
         allow_none=True,
-        metadata={"example": 23, "description": "null when min_count hides it"},
+        metadata={
+            "example": 23,
+            "description": "null when min_count withholds it (it would give a hidden count away)",
+        },
     )
     events = fields.List(
         fields.Dict(),
@@ -73,7 +76,8 @@ class QueryResult(Schema):
         metadata={
             "description": "events, or grouped rows: their keys (a date group's is its field; "
             '`{"other": K}` for the K values `top` merged), count, and as asked `stats`, `rate`, '
-            "`distinct`, `previous` and `change`",
+            "`distinct`, `previous` and `change`; under min_count a hidden row has count null and "
+            '"suppressed": true',
             "example": [
                 {"gender": "female", "result": "positive", "count": 7},
                 {"gender": "male", "result": "positive", "count": 16},
@@ -88,7 +92,15 @@ class QueryResult(Schema):
         },
     )
     exact = fields.Boolean(metadata={"description": "grouped answers: counts are exact, no group left out"})
-    stats = fields.Dict(metadata={"description": "with `stats` and without `group_by`: the whole answer's"})
+    stats = fields.Dict(
+        metadata={"description": "stats= without group_by: the whole answer's; a field's null: withheld"}
+    )
+    suppressed = fields.Dict(
+        metadata={
+            "description": "with min_count: {min_count, rows (hidden), count (their events: 0, or "
+            "null when any row is hidden)}"
+        }
+    )
     rate = fields.Dict(
         metadata={
             "description": "with `rate` and without `group_by`: the whole answer's, as each row's "

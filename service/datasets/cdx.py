@@ -8,6 +8,7 @@ from ..engine.groups import AdminLevel, AgeRanges, EntryKey, NumericRanges, Term
 from .fields import (
     Date,
     Double,
+    Identifier,
     Integer,
     Keyword,
     KeywordOrInteger,
@@ -53,8 +54,14 @@ CDX = Dataset(
     prepare=prepare,
     # created_at is set at ingest when absent, so every event has one of the two.
     partition_fields=("start_time", "created_at"),
+    receipt_field="created_at",
     fields=(
-        Field("uuid", Keyword(), (Match("uuid", doc="event uuid"),), doc="generated when absent"),
+        Field(
+            "uuid",
+            Identifier(),
+            (Match("uuid", doc="event uuid"),),
+            doc="1 to 512 bytes (Elasticsearch's limit on an id); generated when absent",
+        ),
         Field(
             "created_at",
             Date(),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import orjson
 from marshmallow import ValidationError, fields, validate
@@ -21,26 +22,67 @@ ISO_DATETIME = re.compile(
 )
 
 
+#: The widest UTC offset Java's time API, and so Elasticsearch, reads.
+MAX_OFFSET = timedelta(hours=18)
+
+
+class OutsideCalendar(ValueError):
+    """A readable ISO 8601 text whose instant falls outside years 1 to 9999 in UTC, or whose
+    offset Elasticsearch cannot read: its message says which."""
+
+
 class IsoDateTime(fields.String):
     """An ISO 8601 date or datetime, kept as the client wrote it (no offset means UTC)."""
 
-    default_error_messages = {"invalid": "Not a valid ISO 8601 datetime."}
+    default_error_messages = {
+        "invalid": "Not a valid ISO 8601 datetime.",
+        "range": "Must lie within years 0001 to 9999 in UTC.",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         if not ISO_DATETIME.match(text):
             raise self.make_error("invalid")
         try:
-            from_iso(text)
+            utc_instant(text)
+        except OutsideCalendar as exc:
+            raise ValidationError(str(exc)) from exc
         except ValueError as exc:
             raise self.make_error("invalid") from exc
         return text
 
 
 def from_iso(text: str):
-    """Parse an ISO 8601 datetime; a value without an offset is UTC."""
+    """Parse an ISO 8601 datetime; a value without an offset is UTC.
+
+    Raises ValueError, and OutsideCalendar for an instant before 0001-01-01T00:00Z or after
+    9999-12-31T23:59:59.999999Z (`9999-12-31T23:00-05:00`): monthly indices, date buckets and
+    bounds are all computed in UTC, where such an instant has no date.
+    """
     parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    if parsed.year in (1, 9999) and parsed.utcoffset():  # only there can an offset leave the calendar
+        try:
+            parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise OutsideCalendar("Must lie within years 0001 to 9999 in UTC.") from exc
+    return parsed
+
+
+def utc_instant(text: str) -> datetime:
+    """The UTC instant of a text ISO_DATETIME matched. ValueError if unreadable; OutsideCalendar
+    if its offset is past ±18:00 (or has minutes past 59, which Python would carry into hours)
+    or its instant falls outside years 1 to 9999 in UTC: Elasticsearch refuses the first, and
+    the second has no monthly index (nor a Python datetime)."""
+    parsed = from_iso(text)
+    offset = parsed.utcoffset()
+    if abs(offset) > MAX_OFFSET or (offset and int(text[-2:]) > 59):
+        raise OutsideCalendar("UTC offsets go from -18:00 to +18:00, with minutes 00 to 59.")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise OutsideCalendar("Must lie within years 0001 to 9999 in UTC.") from exc
 
 
 class StringOrInteger(fields.Field):
@@ -63,11 +105,59 @@ class StrictInteger(fields.Integer):
     def _validated(self, value):
         if isinstance(value, bool):
             raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer() and abs(value) >= 2**63:
+            # orjson reads an integer literal past 64 bits as a float, rounded (perhaps onto
+            # -2^63 itself): out of range whatever it became, so the range check every
+            # StrictInteger has is handed a value surely beyond it, and names the bounds.
+            return 2**64 if value > 0 else -(2**64)
         return super()._validated(value)
 
 
+#: Containers a stored object may nest: well within what orjson writes (254 levels, counting
+#: the event and the response around it) and what Elasticsearch parses.
+MAX_DEPTH = 200
+
+
+def nests_within(value, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and objects nest at most `limit` levels deep in `value` (a container)."""
+    level, containers = 0, [value]
+    while containers:
+        level += 1
+        if level > limit:
+            return False
+        containers = [
+            child
+            for container in containers
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+    return True
+
+
 class FreeObject(fields.Dict):
-    """A JSON object kept exactly as given (nulls included)."""
+    """A JSON object kept exactly as given (nulls included), nested at most MAX_DEPTH levels."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        if not nests_within(loaded):
+            raise ValidationError(f"Nested more than {MAX_DEPTH} levels deep.")
+        return loaded
+
+
+#: Elasticsearch's limit on an `_id`: a longer one fails the whole `_bulk` it travels in.
+MAX_ID_BYTES = 512
+
+
+def fits_id(value: str) -> bool:
+    # A character is at most 4 bytes: only a longer id needs encoding to be sure.
+    if 0 < len(value) <= MAX_ID_BYTES // 4:
+        return True
+    return 0 < len(value.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES
+
+
+def _validate_id(value: str) -> None:
+    if not fits_id(value):
+        raise ValidationError(f"Must be 1 to {MAX_ID_BYTES} bytes of UTF-8.")
 
 
 @dataclass(frozen=True)
@@ -101,6 +191,10 @@ class FieldType:
         """Read one query-string value of this type (raises ValueError)."""
         return text
 
+    def param_schema(self) -> dict:
+        """The OpenAPI schema of one query value of this type ({}: any text)."""
+        return {}
+
     def accepts(self, value) -> bool:
         """Ingest's fast path: True only if the schema field surely loads `value` unchanged.
 
@@ -125,6 +219,17 @@ class Keyword(FieldType):
 
 
 @dataclass(frozen=True)
+class Identifier(Keyword):
+    """A client-given id that is also the document's `_id` (cdx `uuid`)."""
+
+    def schema_field(self, **kwargs):
+        return fields.String(validate=_validate_id, **kwargs)
+
+    def accepts(self, value) -> bool:
+        return type(value) is str and fits_id(value)
+
+
+@dataclass(frozen=True)
 class KeywordOrInteger(Keyword):
     """Stored as a keyword so `"17"` and `17` match alike; returned as given."""
 
@@ -146,11 +251,9 @@ class Integer(FieldType):
     minimum: int | None = None
     bits: int = 32
 
-    @property
+    @cached_property
     def bounds(self) -> validate.Range:
-        low = -(2 ** (self.bits - 1))
-        low = low if self.minimum is None else max(low, self.minimum)
-        return validate.Range(min=low, max=2 ** (self.bits - 1) - 1)
+        return validate.Range(min=self.low, max=self.high)
 
     def schema_field(self, **kwargs):
         return StrictInteger(validate=self.bounds, **kwargs)
@@ -162,9 +265,22 @@ class Integer(FieldType):
         except ValidationError as exc:
             raise ValueError(text) from exc
 
+    def param_schema(self) -> dict:
+        return {"type": "integer", "minimum": self.bounds.min, "maximum": self.bounds.max}
+
     def accepts(self, value) -> bool:
-        # `type(...) is int` leaves out bool, which StrictInteger refuses.
-        return type(value) is int and (self.minimum is None or value >= self.minimum)
+        # `type(...) is int` leaves out bool, which StrictInteger refuses; the bounds are the
+        # node's, which would otherwise refuse the value as the event's `_bulk` item.
+        return type(value) is int and self.low <= value <= self.high
+
+    @property
+    def low(self) -> int:
+        low = -(1 << (self.bits - 1))
+        return low if self.minimum is None else max(low, self.minimum)
+
+    @property
+    def high(self) -> int:
+        return (1 << (self.bits - 1)) - 1
 
 
 @dataclass(frozen=True)
@@ -203,10 +319,13 @@ class Date(FieldType):
         return text
 
     def accepts(self, value) -> bool:
+        if type(value) is not str or not ISO_DATETIME.match(value):
+            return False
         try:
-            return type(value) is str and self.parse_param(value) is value
+            utc_instant(value)
         except ValueError:
             return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -217,7 +336,8 @@ class LongList(Long):
         return fields.List(StrictInteger(validate=self.bounds), **kwargs)
 
     def accepts(self, value) -> bool:
-        return type(value) is list and all(type(item) is int for item in value)
+        low, high = self.low, self.high
+        return type(value) is list and all(type(item) is int and low <= item <= high for item in value)
 
 
 @dataclass(frozen=True)
@@ -231,7 +351,7 @@ class StoredObject(FieldType):
         return FreeObject(**kwargs)
 
     def accepts(self, value) -> bool:
-        return type(value) is dict
+        return type(value) is dict and nests_within(value)
 
 
 ENTRY_KEY = Keyword()

@@ -96,9 +96,14 @@ class Dataset:
     prepare: Callable[[dict, datetime, Callable[[], int]], dict] | None = None
     #: Turns a stored document into the event a client sees.
     present: Callable[[dict], dict] | None = None
-    #: The event's own time fields, the first present one choosing its monthly index, so an
-    #: event (and any retry of it) always lands in the same index.
+    #: The event's own time fields, the first present one (as the client wrote it, before any
+    #: clock correction) choosing its monthly index, so an event and any retry of it land in
+    #: the same index; for an event with none, see `pipeline.claim_receipts`.
     partition_fields: tuple[str, ...] = ()
+    #: The partition field `prepare` sets to the time of receipt when the client sent no time:
+    #: an event with a client-given id and no time claims its uuid's first receipt
+    #: (`pipeline.claim_receipts`) so that its retries meet its month. "" when ids are ours.
+    receipt_field: str = ""
     #: When ids encode their creation time: id → that time, so a get by id knows its index.
     time_of_id: Callable[[object], datetime] | None = None
     #: Numbers the service computes at ingest from each event (`Field.compute`), stored under
@@ -231,8 +236,11 @@ class Dataset:
         return f"{prefix}{self.name}-{utc.year:04d}.{utc.month:02d}"
 
     def index_for(self, prefix: str, document: dict) -> str:
-        """The monthly index of a document, from its first present partition field."""
-        value = next((document[f] for f in self.partition_fields if document.get(f)), None)
+        """The monthly index of a document, from its first present partition field as the client
+        wrote it: a clock-corrected time counts by its original, which every retry repeats,
+        while the correction moves with each retry's `sent_at` (and could cross a month)."""
+        original = document["clock_correction"]["original"] if "clock_correction" in document else {}
+        value = next((original.get(f) or document[f] for f in self.partition_fields if document.get(f)), None)
         if value and _written_in_utc(value):  # most are: the month is in the text (no parsing)
             return f"{prefix}{self.name}-{value[:4]}.{value[5:7]}"
         return self.index_name(prefix, from_iso(value) if value else datetime.now(UTC))

@@ -372,7 +372,8 @@ class TopValues(Group):
     def keys(self) -> tuple[str, ...]:
         return self.base.keys
 
-    one_row_per_bucket = False
+    def one_row_per_bucket(self, options: BucketOptions) -> bool:
+        return False
 
     @property
     def merged(self) -> Other:
@@ -635,10 +636,10 @@ def rounded_up(text: str) -> datetime:
 
 
 def year_earlier(moment: datetime) -> datetime:
-    try:
-        return moment.replace(year=moment.year - 1)
-    except ValueError:  # 29 February
-        return moment.replace(year=moment.year - 1, day=28)
+    """The same date a year earlier (29 February: the 28th); ValueError before year 1."""
+    if moment.month == 2 and moment.day == 29:
+        moment = moment.replace(day=28)
+    return moment.replace(year=moment.year - 1)
 
 
 def previous_filters(dataset, filters: dict, how: str) -> dict:
@@ -728,48 +729,108 @@ def page_of(params, rows: list[dict], after: list | None, size: int) -> tuple[li
 
 
 # -- small-count suppression ----------------------------------------------------------------
+#
+# engine/suppression.py hides rows (and totals, stats) so that no count of 1 to k-1 events can
+# be read or worked out from an answer; the figures added here follow the same rule, applied
+# after it (`suppress_figures`):
+#
+# - a hidden row's rates, distinct counts, previous count and change are hidden;
+# - a rate's numerator counts events having the value and `denominator - numerator` those
+#   lacking it: when either is 1 to k-1 the numerator, value and interval are hidden (as
+#   suppression.py withholds stats whose having or lacking count is small);
+# - a previous count of 1 to k-1 is hidden, and `change` with either count;
+# - among range rows alike but for their range (suppression.overlapping), a numerator or a
+#   previous count linked to a hidden one through shared values is hidden too, else the
+#   difference of two overlapping rows' figures would give it away.
 
 
 def small(count: int | None, min_count: int) -> bool:
     return count is not None and 0 < count < min_count
 
 
-def suppress_figures(row: dict, min_count: int, hidden: bool) -> dict:
-    """A row's rates, distinct counts and previous count under `min_count` (`hidden`: the
-    row's own count is hidden). A rate is hidden with its row, or when its numerator is itself
-    a small count; distinct counts go with their row; a previous count is hidden like a count,
-    and the change with either count."""
-    row = dict(row)
-    if "rate" in row:
-        row["rate"] = {
-            label: suppress_rate(found, min_count, hidden, row["count"])
-            for label, found in row["rate"].items()
-        }
-    if "distinct" in row and hidden:
-        row["distinct"] = dict.fromkeys(row["distinct"])
-    if "previous" in row:
-        previous = row["previous"]["count"]
-        if small(previous, min_count):
-            row["previous"] = {"count": None}
-        if hidden or small(previous, min_count):
-            row["change"] = None
-    return row
+def suppress_figures(before: dict, after: dict, min_count: int, params) -> dict:
+    """`after` (suppression.py's answer, from the shaped answer `before`) with the rates,
+    distinct counts and previous counts its hidden counts would give away hidden too."""
+    if params.grouped and params.page_size != 0 and before["events"]:
+        return {**after, "events": suppress_rows(before["events"], after["events"], min_count, params)}
+    return suppress_whole(before, after, min_count)
 
 
-def suppress_rate(found: dict, min_count: int, hidden: bool, shown_count: int | None) -> dict:
-    if not hidden and not small(found["numerator"], min_count):
-        return found
-    return {"numerator": None, "denominator": None if hidden else shown_count, "value": None, "ci95": None}
+def row_key(params, row: dict) -> tuple:
+    return tuple(internal_value(row[key]) for group in params.groups for key in group.keys)
 
 
-def suppress_whole(result: dict, min_count: int) -> dict:
-    """The whole answer's figures (no `group_by`) under `min_count`, as a row's: hidden with a
-    total it hides."""
-    names = [name for name in ("rate", "distinct", "previous", "change") if name in result]
+def suppress_rows(before: list[dict], after: list[dict], min_count: int, params) -> list[dict]:
+    if not any(name in before[0] for name in ("rate", "distinct", "previous")):
+        return after
+    from .suppression import overlapping
+
+    def hidden_figures(figure) -> set:
+        """Keys of the rows whose figure is small, or linked to a small one by ranges."""
+        primary = {i for i, row in enumerate(before) if any(small(n, min_count) for n in figure(row))}
+        if primary:
+            projected = [{**row, "count": next(iter(figure(row)))} for row in before]
+            primary |= overlapping(projected, primary, params)
+        return {row_key(params, before[i]) for i in primary}
+
+    numerators = {
+        rate.label: hidden_figures(
+            lambda row, label=rate.label: (
+                row["rate"][label]["numerator"],
+                row["count"] - row["rate"][label]["numerator"],
+            )
+        )
+        for rate in params.rates
+    }
+    previous = hidden_figures(lambda row: (row["previous"]["count"],)) if params.compare else set()
+    rows = []
+    for row in after:
+        key, hidden = row_key(params, row), row.get("suppressed") is True
+        row = dict(row)
+        if "rate" in row:
+            row["rate"] = {
+                label: hidden_rate(None)
+                if hidden
+                else hidden_rate(found["denominator"])
+                if key in numerators[label]
+                else found
+                for label, found in row["rate"].items()
+            }
+        if "distinct" in row and hidden:
+            row["distinct"] = dict.fromkeys(row["distinct"])
+        if "previous" in row:
+            if key in previous:
+                row["previous"] = {"count": None}
+            if hidden or key in previous:
+                row["change"] = None
+        rows.append(row)
+    return rows
+
+
+def hidden_rate(denominator: int | None) -> dict:
+    return {"numerator": None, "denominator": denominator, "value": None, "ci95": None}
+
+
+def suppress_whole(before: dict, after: dict, min_count: int) -> dict:
+    """The whole answer's figures (no rows): hidden with a total suppression hides; a
+    numerator (or its complement) or previous count of 1 to k-1 hidden like a count."""
+    names = [name for name in ("rate", "distinct", "previous", "change") if name in before]
     if not names:
-        return result
-    total = result["total_count"]
-    hidden = small(total, min_count)
-    row = {"count": None if hidden else total, **{name: result[name] for name in names}}
-    figures = suppress_figures(row, min_count, hidden)
-    return {**result, **{name: figures[name] for name in names}}
+        return after
+    total = after["total_count"]
+    hidden = total is None and before["total_count"] is not None
+    figures = {}
+    if "rate" in before:
+        figures["rate"] = {
+            label: hidden_rate(None if hidden else total)
+            if hidden or small(found["numerator"], min_count) or small(total - found["numerator"], min_count)
+            else found
+            for label, found in before["rate"].items()
+        }
+    if "distinct" in before:
+        figures["distinct"] = dict.fromkeys(before["distinct"]) if hidden else before["distinct"]
+    if "previous" in before:
+        gone = small(before["previous"]["count"], min_count)
+        figures["previous"] = {"count": None} if gone else before["previous"]
+        figures["change"] = None if hidden or gone else before["change"]
+    return {**after, **figures}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 
 from marshmallow import fields
 
-from .values import NOT_NULL, NULL, MultiValue, SingleValue, parse_scalar
+from .values import MAX_VALUES, NOT_NULL, NULL, SPECIAL, MultiValue, SingleValue, parse_scalar
 
 MAX_WILDCARDS = 4
 MAX_PATTERN_LENGTH = 256
@@ -35,19 +35,21 @@ class Filter:
     def param_field(self) -> fields.Field:
         raise NotImplementedError
 
+    def param_metadata(self, many: bool = True) -> dict:
+        """The parameter's OpenAPI description, and the schema of its values where their type
+        has one (integers carry their range)."""
+        one = self.field_type.param_schema() if self.field_type is not None else {}
+        if one and many:  # a list in JSON, repeated or comma-separated in the query string
+            special = {"type": "string", "enum": sorted(SPECIAL)}
+            one = {"type": "array", "items": {"anyOf": [one, special]}, "maxItems": MAX_VALUES}
+        return {"description": self.doc, **one}
+
     def clause(self, value) -> dict:
         raise NotImplementedError
 
     #: Whether a value list of this filter also matches events that lack the whole entry.
     def matches_absent(self, value) -> bool:
         return False
-
-    #: Whether the values are datetimes, which `in_zone` reads in the request's time zone.
-    reads_dates = False
-
-    def in_zone(self, value, zone: tzinfo):
-        """The parsed value as the clause takes it, datetimes without an offset read in `zone`."""
-        return value
 
 
 def _exists(field: str) -> dict:
@@ -85,7 +87,7 @@ class Match(Filter):
 
     def param_field(self):
         parse = parse_wildcard if self.wildcard else parse_scalar
-        return MultiValue(self.field_type, parse=parse, metadata={"description": self.doc})
+        return MultiValue(self.field_type, parse=parse, metadata=self.param_metadata())
 
     def clause(self, values: list) -> dict:
         return any_of(self.value_clauses(self.field, values))
@@ -130,14 +132,7 @@ class Bound(Filter):
     op: str = "gte"
 
     def param_field(self):
-        return SingleValue(self.field_type, metadata={"description": self.doc})
-
-    @property
-    def reads_dates(self) -> bool:
-        return self.field_type.es_type == "date"
-
-    def in_zone(self, value, zone: tzinfo):
-        return local_datetime(value, zone) if self.reads_dates else value
+        return SingleValue(self.field_type, metadata=self.param_metadata(many=False))
 
     def clause(self, value) -> dict:
         return {"range": {self.field: {self.op: value}}}
@@ -150,7 +145,7 @@ class Hierarchy(Filter):
     ancestors: str = ""
 
     def param_field(self):
-        return MultiValue(self.field_type, metadata={"description": self.doc})
+        return MultiValue(self.field_type, metadata=self.param_metadata())
 
     def clause(self, values: list) -> dict:
         plain = _plain(values)
@@ -162,27 +157,13 @@ class Hierarchy(Filter):
 class DatePrefix(Filter):
     """A full or partial datetime: `2017-04-15` matches that whole day."""
 
-    reads_dates = True
-
     def param_field(self):
         return PartialDateTime(metadata={"description": self.doc})
 
-    def in_zone(self, value: str, zone: tzinfo) -> tuple[str, str]:
-        """The [start, end) instants the text covers: a day in `zone` is that zone's day."""
-        return prefix_bounds(value, zone)
-
-    def clause(self, span: tuple[str, str]) -> dict:
-        start, end = span
-        return {"range": {self.field: {"gte": start, "lt": end}}}
-
-
-def local_datetime(text: str, zone: tzinfo) -> str:
-    """An ISO datetime without an offset as the local time it is in `zone` (with the offset
-    that zone has then); one with an offset, or read in UTC, stays as it was written."""
-    parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    if parsed.tzinfo is not None or zone is UTC:
-        return text
-    return parsed.replace(tzinfo=zone).isoformat()
+    def clause(self, value: str) -> dict:
+        start, end = prefix_bounds(value)
+        # No end: the period runs to the end of year 9999 in UTC, past which nothing is stored.
+        return {"range": {self.field: {"gte": start} | ({"lt": end} if end else {})}}
 
 
 PARTIAL_DATETIME = re.compile(
@@ -205,26 +186,18 @@ class PartialDateTime(fields.String):
         return text
 
 
-def prefix_bounds(text: str, zone: tzinfo = UTC) -> tuple[str, str]:
-    """The [start, end) instants a full or partial ISO datetime covers (in `zone` without offset).
+def prefix_bounds(text: str) -> tuple[str, str | None]:
+    """The [start, end) instants a full or partial ISO datetime covers (UTC without offset);
+    the end is None when the period reaches past year 9999 in UTC (`9999-12`).
 
-    Raises ValueError for anything else, impossible dates and offsets included.
+    Raises ValueError for anything else: impossible dates and offsets, and a start outside
+    years 1 to 9999 in UTC (`0001-01-01T00+05:00`).
     """
-    try:
-        return _prefix_bounds(text, zone)
-    except OverflowError as exc:  # the end of year 9999 is past datetime's range
-        raise ValueError(text) from exc
-
-
-def _prefix_bounds(text: str, default_zone: tzinfo) -> tuple[str, str]:
     match = PARTIAL_DATETIME.match(text.strip())
     if not match:
         raise ValueError(text)
     year, month, day, hour, minute, second, fraction, offset = match.groups()
-    if offset is None:
-        zone = default_zone
-    else:
-        zone = UTC if offset == "Z" else datetime.strptime(offset, "%z").tzinfo
+    zone = UTC if offset in (None, "Z") else datetime.strptime(offset, "%z").tzinfo
     start = datetime(
         int(year),
         int(month or 1),
@@ -235,21 +208,37 @@ def _prefix_bounds(text: str, default_zone: tzinfo) -> tuple[str, str]:
         int((fraction or "0").ljust(6, "0")),
         tzinfo=zone,
     )
+    if not _in_utc_calendar(start):
+        raise ValueError(text)
+    try:
+        end = _period_end(start, month, day, hour, minute, second, fraction)
+    except (OverflowError, ValueError):  # the period ends after 9999-12-31 in its own offset
+        return start.isoformat(), None
+    return start.isoformat(), end.isoformat() if _in_utc_calendar(end) else None
+
+
+def _period_end(start: datetime, month, day, hour, minute, second, fraction) -> datetime:
     if month is None:
-        end = start.replace(year=start.year + 1)
-    elif day is None:
-        end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-    elif hour is None:
-        end = start + timedelta(days=1)
-    elif minute is None:
-        end = start + timedelta(hours=1)
-    elif second is None:
-        end = start + timedelta(minutes=1)
-    elif fraction is None:
-        end = start + timedelta(seconds=1)
-    else:
-        end = start + timedelta(microseconds=10 ** (6 - len(fraction)))
-    return start.isoformat(), end.isoformat()
+        return start.replace(year=start.year + 1)
+    if day is None:
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    if hour is None:
+        return start + timedelta(days=1)
+    if minute is None:
+        return start + timedelta(hours=1)
+    if second is None:
+        return start + timedelta(minutes=1)
+    if fraction is None:
+        return start + timedelta(seconds=1)
+    return start + timedelta(microseconds=10 ** (6 - len(fraction)))
+
+
+def _in_utc_calendar(moment: datetime) -> bool:
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -257,7 +246,7 @@ class AllOf(Filter):
     """Events carrying every one of the values (`tag_ids=3,8`)."""
 
     def param_field(self):
-        return MultiValue(self.field_type, metadata={"description": self.doc})
+        return MultiValue(self.field_type, metadata=self.param_metadata())
 
     def clause(self, values: list) -> dict:
         plain = _plain(values)

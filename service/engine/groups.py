@@ -8,9 +8,14 @@ any cardinality (a `terms` aggregation is approximate and capped). Every method 
 from __future__ import annotations
 
 import itertools
+import math
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
+
+from .dates import bucket_of, bucket_of_label, label_of, local_day
 
 #: Stored in derived keyword fields for "this entry lacks the key", so such events get the
 #: `null` row (a composite `missing_bucket` only sees fields absent from the whole event).
@@ -57,8 +62,9 @@ class Group:
     def keys(self) -> tuple[str, ...]:
         return (self.key,)
 
-    #: Whether each bucket is exactly one row, in bucket order (so rows can stream by cursor).
-    one_row_per_bucket = True
+    def one_row_per_bucket(self, options: BucketOptions) -> bool:
+        """Whether each bucket is exactly one row, in bucket order (so rows can stream by cursor)."""
+        return True
 
     def rows(self, raw, options: BucketOptions) -> list[dict]:
         """The partial rows one bucket key stands for: usually one, none to drop the bucket."""
@@ -101,7 +107,8 @@ class DateBuckets(Group):
 
     Weeks are ISO weeks (Monday to Sunday, labelled with the ISO week-year) unless the request
     asks for `week_start=sunday`: Sunday to Saturday weeks labelled like epidemiological
-    (MMWR) weeks, each belonging to the year of its Wednesday.
+    (MMWR) weeks, each belonging to the year of its Wednesday. Labels are dates of years 1 to
+    9999: a bucket a time zone moves beyond them is a 400 naming `time_zone`.
     """
 
     interval: str = "day"
@@ -114,95 +121,118 @@ class DateBuckets(Group):
             "missing_bucket": True,
         }
         if self.interval == "week" and options.week_start == "sunday":
-            histogram["offset"] = "-1d"
+            # Elasticsearch's weeks start on Mondays, and its `offset` is a fixed duration: a
+            # day back from a Monday is the Sunday only where every day lasts 24 hours. In a
+            # zone with daylight saving time the buckets are the zone's own days, which `rows`
+            # gathers into their weeks.
+            if self.folds_days(options):
+                histogram["calendar_interval"] = "day"
+            else:
+                histogram["offset"] = "-1d"
         return {"date_histogram": histogram}
+
+    def folds_days(self, options: BucketOptions) -> bool:
+        """Sunday weeks in a named zone (not an offset, whose days all last 24 hours) come
+        from day buckets, several to a row."""
+        named = not isinstance(parse_zone(options.zone), timezone)
+        return self.interval == "week" and options.week_start == "sunday" and named
+
+    def one_row_per_bucket(self, options: BucketOptions) -> bool:
+        return not self.folds_days(options)
 
     def rows(self, raw, options: BucketOptions) -> list[dict]:
         if raw is None:
             return [{self.key: None}]
-        local = datetime.fromtimestamp(raw / 1000, UTC).astimezone(parse_zone(options.zone))
-        return [{self.key: format_bucket(local, self.interval, options.week_start)}]
+        return [{self.key: self.label(self.bucket_at(raw, options), options)}]
+
+    def bucket_at(self, millis: int, options: BucketOptions) -> int:
+        """The bucket of an instant (Elasticsearch's key, or a filter's bound)."""
+        day = local_day(millis, parse_zone(options.zone))
+        bucket = bucket_of(day, self.interval, options.week_start)
+        if bucket is None:
+            raise self.outside_calendar(options)
+        return bucket
+
+    def label(self, bucket: int, options: BucketOptions) -> str:
+        label = label_of(bucket, self.interval)
+        if label is None:
+            raise self.outside_calendar(options)
+        return label
+
+    def outside_calendar(self, options: BucketOptions) -> ParameterError:
+        return ParameterError(
+            "time_zone",
+            f"In time zone {options.zone}, a {self.interval} of {self.field} falls outside years "
+            "0001 to 9999, which have no label: choose a zone nearer UTC or narrow the filters.",
+        )
 
     def domain(self, observed: set, bounds, options: BucketOptions) -> list:
-        """Every bucket from the filter's lower to upper bound (else the first to the last seen)."""
-        labels = sorted(value for value in observed if value is not None)
+        """Every bucket from the filters' lower to upper bound (`bounds`: epoch milliseconds;
+        an open end is the first or last bucket seen, and with none seen there is none)."""
+        seen = [bucket_of_label(value, self.interval, options.week_start) for value in observed if value]
         low, high = bounds
-        zone = parse_zone(options.zone)
-        if low is None and high is None and not labels:
-            return sorted(observed, key=lambda value: self.sort_key(self.key, value))
-        start = (
-            low.astimezone(zone) if low else parse_label(labels[0], self.interval, zone, options.week_start)
-        )
-        end = (
-            high.astimezone(zone)
-            if high
-            else parse_label(labels[-1], self.interval, zone, options.week_start)
-        )
-        domain, moment = set(observed), start
-        while moment <= end:
-            domain.add(format_bucket(moment, self.interval, options.week_start))
-            if len(domain) > MAX_FILL_BUCKETS:
-                raise ValueError(f"fill=zero would make over {MAX_FILL_BUCKETS} {self.interval} buckets")
-            moment = step(moment, self.interval)
-        return sorted(domain, key=lambda value: self.sort_key(self.key, value))
+        first = self.bucket_at(low, options) if low is not None else min(seen, default=None)
+        last = self.bucket_at(high, options) if high is not None else max(seen, default=None)
+        buckets = range(0)
+        if first is not None and last is not None:
+            buckets = range(first, last + 1, 7 if self.interval == "week" else 1)
+        # Counted before any is made: a century of days is refused at once, not after a while.
+        if len(buckets) > MAX_FILLED_ROWS:
+            raise ParameterError(
+                "fill",
+                f"fill=zero would make {len(buckets)} {self.interval} buckets, over the "
+                f"{MAX_FILLED_ROWS} rows it may make; narrow the filters.",
+            )
+        labels = {self.label(bucket, options) for bucket in buckets} | set(observed)
+        return sorted(labels, key=lambda value: self.sort_key(self.key, value))
 
 
-MAX_FILL_BUCKETS = 10_000
+#: Zero-filling crosses every group's values; beyond this many rows it is refused (a 400).
+MAX_FILLED_ROWS = 200_000
 
 
-def step(moment: datetime, interval: str) -> datetime:
-    """A moment in the next bucket (never skipping one, whatever the calendar)."""
-    if interval == "year":
-        return moment.replace(year=moment.year + 1, month=1, day=1)
-    if interval == "month":
-        return (moment.replace(day=1) + timedelta(days=32)).replace(day=1)
-    return moment + timedelta(days=7 if interval == "week" else 1)
+class ParameterError(ValueError):
+    """Rows the query asks for cannot be made: a 400 naming the parameter to change."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message)
+        self.parameter = parameter
 
 
-def parse_label(label: str, interval: str, zone: tzinfo, week_start: str) -> datetime:
-    """A moment inside the bucket a label names."""
-    if interval == "week":
-        year, week = int(label[:4]), int(label[6:])
-        if week_start == "sunday":
-            first_wednesday = datetime(year, 1, 1, tzinfo=zone)
-            first_wednesday += timedelta(days=(2 - first_wednesday.weekday()) % 7)
-            return first_wednesday + timedelta(weeks=week - 1)
-        return datetime.fromisocalendar(year, week, 1).replace(tzinfo=zone)
-    parts = [int(part) for part in label.split("-")]
-    return datetime(*parts, *[1] * (3 - len(parts)), tzinfo=zone)
-
-
-def format_bucket(local: datetime, interval: str, week_start: str = "monday") -> str:
-    if interval == "year":
-        return f"{local.year:04d}"
-    if interval == "month":
-        return f"{local.year:04d}-{local.month:02d}"
-    if interval == "week":
-        if week_start == "sunday":
-            wednesday = local.date() + timedelta(days=3 - (local.weekday() + 1) % 7)
-            return f"{wednesday.year:04d}-W{(wednesday.timetuple().tm_yday - 1) // 7 + 1:02d}"
-        year, week, _ = local.isocalendar()
-        return f"{year:04d}-W{week:02d}"
-    return local.date().isoformat()
+def format_bucket(local: datetime, interval: str, week_start: str = "monday") -> str | None:
+    """The label of the bucket holding a local datetime."""
+    return label_of(bucket_of(local.toordinal(), interval, week_start), interval)
 
 
 MAX_OFFSET = timedelta(hours=18)
+#: `±HH:MM` (or `±HHMM`): whole minutes, as Elasticsearch is sent them.
+OFFSET = re.compile(r"[+-]\d{2}:?\d{2}")
+#: Names Python's tz database may list (some are mere files of the system's zoneinfo folder)
+#: that Elasticsearch (java.time) does not read.
+NOT_IN_JAVA = frozenset({"EST", "HST", "MST", "ROC", "Factory", "localtime", "posixrules"})
 
 
+@cache  # few distinct zones, and `rows` asks once per bucket key
 def parse_zone(zone: str) -> tzinfo:
     """An IANA name or a `±HH:MM` offset (raises ValueError)."""
     if zone and zone[0] in "+-":
-        parsed = datetime.strptime(zone, "%z").tzinfo
+        parsed = datetime.strptime(zone, "%z").tzinfo if OFFSET.fullmatch(zone) else None
         # Elasticsearch (java.time) refuses offsets beyond ±18:00.
         if parsed is None or abs(parsed.utcoffset(None)) > MAX_OFFSET:
             raise ValueError(zone)
         return parsed
     if zone in ("UTC", "Z"):
         return UTC
-    try:
-        return ZoneInfo(zone)
-    except (KeyError, ValueError, OSError) as exc:
-        raise ValueError(zone) from exc
+    if zone not in iana_names():
+        raise ValueError(zone)
+    return ZoneInfo(zone)
+
+
+@cache
+def iana_names() -> frozenset[str]:
+    """The zone names both Python and Elasticsearch read: `ZoneInfo` alone would also open
+    files such as `localtime` or `posix/Europe/Berlin`, which Elasticsearch refuses."""
+    return frozenset(available_timezones()) - NOT_IN_JAVA
 
 
 def es_zone(zone: str) -> str:
@@ -232,12 +262,13 @@ class NumericRanges(Group):
     integral: bool = False
     #: Whether `group_by=NAME` (one row per exact value) is offered besides ranges.
     by_name = False
+    #: The least value the field may hold (suppression: what an open lower end reaches).
+    lowest = -math.inf
 
     def with_ranges(self, ranges) -> NumericRanges:
         return replace(self, ranges=tuple(dict.fromkeys(ranges)))
 
-    @property
-    def one_row_per_bucket(self) -> bool:
+    def one_row_per_bucket(self, options: BucketOptions) -> bool:
         return not self.ranges
 
     def bucket_aggregation(self, options: BucketOptions) -> dict | None:
@@ -270,6 +301,7 @@ class AgeRanges(NumericRanges):
 
     integral: bool = True
     by_name = True
+    lowest = 0
 
 
 @dataclass(frozen=True)

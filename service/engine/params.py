@@ -7,13 +7,13 @@ the pure translation turns into an Elasticsearch request. Unknown names are refu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from ..datasets.registry import Dataset
-from .analytics import MAX_TOP, Rate, Top, rankable, time_filters
+from .analytics import MAX_TOP, Rate, Top, period, previous_filters, rankable
 from .groups import (
+    MAX_FILLED_ROWS,
     AdminLevel,
     BucketOptions,
     DateBuckets,
@@ -26,6 +26,9 @@ from .groups import (
 
 #: Elasticsearch's default `index.max_result_window`: offsets beyond it need the cursor.
 RESULT_WINDOW = 10_000
+#: The k of small-count suppression, for requests and tokens alike. Below 3 a hidden row could
+#: only hold 1 event, which its marker already says; the top is far above any useful k.
+MIN_COUNT_RANGE = (3, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class QueryParams:
             and not self.fill
             and not self.top
             and not self.compare
-            and all(group.one_row_per_bucket for group in self.groups)
+            and all(group.one_row_per_bucket(self.bucket_options) for group in self.groups)
         )
 
     @property
@@ -136,7 +139,7 @@ class GroupBy(fields.Field):
     def from_object(self, key: str, spec) -> Group:
         ranged, admin = self.dataset.range_groups, self.dataset.group_for_admin_level()
         if key in ranged:
-            return ranged[key].with_ranges(parse_ranges(spec, ranged[key].integral))
+            return ranged[key].with_ranges(parse_ranges(spec, range_ends(self.dataset, ranged[key])))
         if admin is not None and key == admin.name:
             if isinstance(spec, bool) or not isinstance(spec, int) or not 0 <= spec < admin.depth:
                 raise ValidationError(f"admin_level must be an integer from 0 to {admin.depth - 1}.")
@@ -167,14 +170,24 @@ def refuse_shared_keys(groups: list[Group]) -> None:
             makers[key] = group.name
 
 
-def parse_ranges(spec, integral: bool = True) -> list[tuple[float | None, float | None]]:
+def range_ends(dataset: Dataset, group: NumericRanges) -> tuple[int, int] | None:
+    """The ends a range of an integer field may have: its type's bounds, and one past the
+    largest value for an exclusive `to`; None for a field of any numbers (a delay)."""
+    if not group.integral:
+        return None
+    name = next(name for name, path in dataset.paths.items() if path == group.field)
+    bounds = dataset.field_map[name].type.bounds
+    return bounds.min, bounds.max + 1
+
+
+def parse_ranges(spec, ends: tuple[int, int] | None) -> list[tuple[float | None, float | None]]:
     """Ranges: `[0, 10]`, `[21]`, `[null, 5]`, `{"from": 16, "to": 21}`, `{"to": 5}`; ends are
-    integers for an integer field (`age`), any finite numbers otherwise."""
+    integers within `ends` for an integer field (`age`), any finite numbers otherwise."""
     items = [spec] if isinstance(spec, dict) else spec
     if not isinstance(items, list) or not items:
         raise ValidationError("Ranges must be a non-empty list.")
-    number = int if integral else int | float
-    kind = "integers" if integral else "numbers"
+    number = int if ends is not None else int | float
+    kind = "integers" if ends is not None else "numbers"
     ranges = []
     for item in items:
         if isinstance(item, list) and 1 <= len(item) <= 2:
@@ -188,6 +201,8 @@ def parse_ranges(spec, integral: bool = True) -> list[tuple[float | None, float 
                 raise ValidationError(f"Range ends must be {kind} or null: {item!r}.")
             if isinstance(end, float) and end in (float("inf"), float("-inf")):
                 raise ValidationError(f"Range ends must be finite: {item!r}.")
+            if end is not None and ends is not None and not ends[0] <= end <= ends[1]:
+                raise ValidationError(f"Range ends must be from {ends[0]} to {ends[1]}: {item!r}.")
         ranges.append((low, high))
     return ranges
 
@@ -218,7 +233,9 @@ class TimeZone(fields.String):
         try:
             parse_zone(text)
         except ValueError as exc:
-            raise ValidationError(f"Unknown time zone '{text}': use an IANA name or ±HH:MM.") from exc
+            raise ValidationError(
+                f"Unknown time zone '{text}': use an IANA name or ±HH:MM (at most ±18:00)."
+            ) from exc
         return text
 
 
@@ -256,8 +273,7 @@ class QuerySchemaBase(Schema):
         common = {key: data.pop(key) for key in COMMON if key in data}
         self.check_calendar(common, groups, data)
         # Filter datetimes without an offset are UTC (docs/api.md §5), whatever `time_zone` says.
-        filters = self.in_zone(data, UTC)
-        params = QueryParams(filters=filters, groups=groups, order=order, stats=stats, **common, **analytics)
+        params = QueryParams(filters=data, groups=groups, order=order, stats=stats, **common, **analytics)
         self.check_compare(params)
         refuse_without_effect(params)
         return params
@@ -315,15 +331,8 @@ class QuerySchemaBase(Schema):
         if not params.compare:
             return
         field = self.dataset.time_field
-        bounding = time_filters(self.dataset, params.filters)
-        ends = set()
-        for name in bounding:
-            flt = self.dataset.filters[name]
-            if not hasattr(flt, "op"):  # a partial datetime: both ends
-                ends |= {"low", "high"}
-            else:
-                ends.add("low" if flt.op in ("gt", "gte") else "high")
-        if ends != {"low", "high"}:
+        low, high = period(self.dataset, params.filters)
+        if low is None or high is None:
             named = [name for name, flt in self.dataset.filters.items() if flt.field == field]
             bounds = ", ".join(f"`{name}`" for name in named)
             raise ValidationError(
@@ -337,11 +346,12 @@ class QuerySchemaBase(Schema):
                     ]
                 }
             )
-        from .analytics import period
-
-        low, high = period(self.dataset, params.filters)
         if low > high:
             raise ValidationError({"compare": ["The period is empty: its start is after its end."]})
+        try:
+            previous_filters(self.dataset, params.filters, params.compare)
+        except (ValueError, OverflowError) as exc:
+            raise ValidationError({"compare": ["The compared period would begin before year 1."]}) from exc
 
     def check_calendar(self, common: dict, groups, filters: dict) -> None:
         """`time_zone` labels date groups, `week_start` makes weeks: given where there is none,
@@ -351,16 +361,6 @@ class QuerySchemaBase(Schema):
             raise ValidationError({"week_start": ["week_start needs a week(F) group."]})
         if "time_zone" in common and not dated:
             raise ValidationError({"time_zone": ["time_zone needs a date group."]})
-
-    def in_zone(self, filters: dict, zone) -> dict:
-        """Filter values as the clauses take them (a partial datetime as the span it covers)."""
-        read = {}
-        for name, value in filters.items():
-            try:
-                read[name] = self.dataset.filters[name].in_zone(value, zone)
-            except ValueError as exc:  # a text valid in UTC is valid in every zone: defensive
-                raise ValidationError({name: [f"Not a datetime in this time zone: {value}."]}) from exc
-        return read
 
     def check_stats(self, names: list[str]) -> list[str]:
         valid = self.dataset.stats_fields
@@ -436,9 +436,11 @@ def query_schema(dataset: Dataset) -> type[Schema]:
     declared = {name: flt.param_field() for name, flt in dataset.filters.items()}  # as export_schema
     declared.update(
         page_size=fields.Integer(
-            validate=validate.Range(min=0),
+            # A search never returns more than RESULT_WINDOW hits; MAX_PAGE_SIZE may lower it.
+            # A search never returns more than RESULT_WINDOW hits; MAX_PAGE_SIZE may lower it.
+            validate=validate.Range(min=0, max=RESULT_WINDOW),
             metadata={
-                "description": "rows per page, at most MAX_PAGE_SIZE; 0: the count only (then no "
+                "description": "rows per page, at most MAX_PAGE_SIZE (1000); 0: the count only (then no "
                 "order_by, offset, cursor, fill or grouped stats)"
             },
         ),
@@ -455,13 +457,17 @@ def query_schema(dataset: Dataset) -> type[Schema]:
             dataset,
             metadata={
                 "description": "e.g. `gender,week(start_time)`; a date group's rows are keyed by its field "
-                "(`start_time`), so each field at one interval"
+                "(`start_time`), so each field at one interval",
+                **group_by_schema(dataset),
             },
         ),
         time_zone=time_zone_field(),
         week_start=fields.String(
             validate=validate.OneOf(["monday", "sunday"]),
-            metadata={"description": "monday: ISO weeks (default); sunday: Sunday-Saturday (MMWR) weeks"},
+            metadata={
+                "description": "monday: ISO weeks (default); sunday: Sunday-Saturday (MMWR) weeks "
+                "(in a named time zone: counted by local day, all rows at once, null percentiles)"
+            },
         ),
         cursor=fields.String(
             metadata={
@@ -472,7 +478,7 @@ def query_schema(dataset: Dataset) -> type[Schema]:
             validate=validate.OneOf(["zero"]),
             metadata={
                 "description": "zero: add count-0 rows for every date bucket, declared value and age "
-                "range, crossed with the other groups' values"
+                f"range, crossed with the other groups' values (at most {MAX_FILLED_ROWS} rows)"
             },
         ),
         stats=NameList(
@@ -482,8 +488,11 @@ def query_schema(dataset: Dataset) -> type[Schema]:
             }
         ),
         min_count=fields.Integer(
-            validate=validate.Range(min=1),
-            metadata={"description": "hide counts below this (small-count suppression)"},
+            validate=validate.Range(*MIN_COUNT_RANGE),
+            metadata={
+                "description": "k, from 3 to 1000000: hide counts of 1 to k-1 events, and every figure "
+                "that would give one away (small-count suppression)"
+            },
         ),
         **analytics_fields(dataset),
     )
@@ -526,6 +535,31 @@ def analytics_fields(dataset: Dataset) -> dict:
             },
         ),
     }
+
+
+def group_by_schema(dataset: Dataset) -> dict:
+    """OpenAPI schema of `group_by`: names, and in JSON the objects of ranges (with the ends
+    an integer field's ranges may take) and admin levels."""
+    objects = []
+    admin = dataset.group_for_admin_level()
+    for ranged in dataset.range_groups.values():
+        ends = range_ends(dataset, ranged)
+        if ends is None:
+            end = {"type": "number", "nullable": True}
+        else:
+            end = {"type": "integer", "minimum": ends[0], "maximum": ends[1], "nullable": True}
+        one = {
+            "anyOf": [
+                {"type": "array", "items": end, "minItems": 1, "maxItems": 2},
+                {"type": "object", "properties": {"from": end, "to": end}, "additionalProperties": False},
+            ]
+        }
+        ranges = {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+        objects.append({"type": "object", "properties": {ranged.name: ranges}, "additionalProperties": False})
+    if admin is not None:
+        level = {"type": "integer", "minimum": 0, "maximum": admin.depth - 1}
+        objects.append({"type": "object", "properties": {admin.name: level}, "additionalProperties": False})
+    return {"type": "array", "items": {"anyOf": [{"type": "string"}, *objects]}}
 
 
 def export_schema(dataset: Dataset) -> type[Schema]:

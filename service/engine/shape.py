@@ -6,13 +6,15 @@ import base64
 import hashlib
 import itertools
 import json
-from datetime import timedelta
+import math
 from operator import getitem
 
 from ..datasets.fields import from_iso
 from ..datasets.registry import Dataset
 from . import analytics
-from .filters import Bound, DatePrefix
+from .dates import LAST_MS, epoch_ms
+from .filters import Bound, DatePrefix, prefix_bounds
+from .groups import MAX_FILLED_ROWS, ParameterError
 from .params import QueryParams
 
 
@@ -170,10 +172,6 @@ def rows(params: QueryParams, acc: dict, bounds: dict | None = None) -> list[dic
     return result
 
 
-#: Zero-filling crosses every group's values; beyond this many rows it is refused.
-MAX_FILLED_ROWS = 200_000
-
-
 def zero_fill(params: QueryParams, acc: dict, bounds: dict) -> dict:
     """`acc` plus a count-0 entry for every combination of the groups' domains not yet in it."""
     names = row_names(params)
@@ -188,48 +186,37 @@ def zero_fill(params: QueryParams, acc: dict, bounds: dict) -> dict:
     for domain in domains:
         size *= max(1, len(domain))
     if size > MAX_FILLED_ROWS:
-        raise ValueError(f"fill=zero would make {size} rows (at most {MAX_FILLED_ROWS}); narrow the filters")
+        raise ParameterError(
+            "fill",
+            f"fill=zero would make {size} rows, over the {MAX_FILLED_ROWS} it may make; narrow the filters.",
+        )
     filled = dict(acc)
     for combination in itertools.product(*domains):
         filled.setdefault(sum(combination, ()), {"count": 0, "stats": {}})
     return filled
 
 
-def suppress(result_rows: list[dict], min_count: int) -> tuple[list[dict], dict]:
-    """Hide counts (and stats) of rows with fewer than `min_count` events (zero rows stay:
-    they identify nobody). Returns the rows and what was hidden, so sums stay honest."""
-    hidden_rows = hidden_count = 0
-    shown = []
-    for row in result_rows:
-        hidden = 0 < row["count"] < min_count
-        if hidden:
-            hidden_rows, hidden_count = hidden_rows + 1, hidden_count + row["count"]
-            row = {**row, "count": None, "suppressed": True}
-            if "stats" in row:
-                row["stats"] = dict.fromkeys(row["stats"])
-        if "rate" in row or "distinct" in row or "previous" in row:
-            row = analytics.suppress_figures(row, min_count, hidden)
-        shown.append(row)
-    return shown, {"min_count": min_count, "rows": hidden_rows, "count": hidden_count}
-
-
 def date_bounds(dataset: Dataset, params: QueryParams) -> dict:
-    """field → (lowest, highest) instant the filters allow, for zero-filling date buckets."""
+    """field → (lowest, highest) instant the filters allow, in epoch milliseconds (as
+    Elasticsearch stores dates; None: open), for zero-filling date buckets."""
     bounds: dict[str, list] = {}
     for name, value in params.filters.items():
         flt = dataset.filters[name]
         if isinstance(flt, DatePrefix):
-            low, high = (from_iso(end) for end in value)
-            edges = {"low": low, "high": high - timedelta(milliseconds=1)}
+            start, end = prefix_bounds(value)
+            low, high = epoch_ms(from_iso(start)), epoch_ms(from_iso(end)) - 1 if end else LAST_MS
         elif isinstance(flt, Bound) and flt.field_type.es_type == "date":
-            edges = {("low" if flt.op in ("gt", "gte") else "high"): from_iso(value)}
+            at = epoch_ms(from_iso(value))
+            low, high = (
+                (at + (flt.op == "gt"), None) if flt.op in ("gt", "gte") else (None, at - (flt.op == "lt"))
+            )
         else:
             continue
         pair = bounds.setdefault(flt.field, [None, None])
-        if "low" in edges:
-            pair[0] = max(filter(None, (pair[0], edges["low"])))
-        if "high" in edges:
-            pair[1] = min(filter(None, (pair[1], edges["high"])))
+        if low is not None:
+            pair[0] = low if pair[0] is None else max(pair[0], low)
+        if high is not None:
+            pair[1] = high if pair[1] is None else min(pair[1], high)
     return {field: tuple(pair) for field, pair in bounds.items()}
 
 
@@ -263,4 +250,17 @@ def decode_cursor(cursor: str, query_fingerprint: str) -> list | dict:
         raise ValueError("malformed cursor") from exc
     if data.get("q") != query_fingerprint or not isinstance(after, list | dict):
         raise ValueError("the cursor belongs to another query")
+    values = after.values() if isinstance(after, dict) else after
+    if not all(map(_sort_value, values)):
+        raise ValueError("malformed cursor")
     return after
+
+
+def _sort_value(value) -> bool:
+    """Whether a value is one Elasticsearch writes in sort and `after` keys: a forged integer
+    past 64 bits, or a non-finite number, would fail in the client or the node instead."""
+    if value is None or isinstance(value, str | bool):
+        return True
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**64
+    return isinstance(value, float) and math.isfinite(value)

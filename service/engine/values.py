@@ -26,6 +26,8 @@ class NotNull:
 NULL = Null()
 NOT_NULL = NotNull()
 SPECIAL = {"null": NULL, "not(null)": NOT_NULL}
+#: Values one multi-valued filter may take.
+MAX_VALUES = 1024
 
 
 def parse_scalar(field_type, value, allow_special: bool = True):
@@ -49,7 +51,7 @@ class MultiValue(fields.Field):
     is_multiple = True
     default_error_messages = {"invalid": "Not a valid value: {value!r}."}
 
-    def __init__(self, field_type, parse=parse_scalar, max_values: int = 1024, **kwargs):
+    def __init__(self, field_type, parse=parse_scalar, max_values: int = MAX_VALUES, **kwargs):
         super().__init__(**kwargs)
         self.field_type = field_type
         self.parse = parse

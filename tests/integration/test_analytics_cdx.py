@@ -262,7 +262,7 @@ def test_rates_under_min_count(client, tokens):
         client, tokens, f"group_by=system_user,gender&rate=result:positive,test_type:qc&min_count={k}"
     )
     assert result["suppressed"]["rows"] > 0
-    small_numerators = 0
+    small_numerators = small_complements = 0
     for row in result["events"]:
         mine = [
             e
@@ -277,12 +277,13 @@ def test_rates_under_min_count(client, tokens):
             if len(mine) < k:
                 assert row["count"] is None
                 assert found == {"numerator": None, "denominator": None, "value": None, "ci95": None}
-            elif 0 < numerator < k:
-                small_numerators += 1
+            elif 0 < numerator < k or 0 < len(mine) - numerator < k:  # having or lacking: small
+                small_numerators += 0 < numerator < k
+                small_complements += 0 < len(mine) - numerator < k
                 assert found == {"numerator": None, "denominator": len(mine), "value": None, "ci95": None}
             else:
                 check_rate(found, numerator, len(mine))
-    assert small_numerators > 0
+    assert small_numerators > 0 and small_complements > 0
     whole = get(client, tokens, "page_size=0&rate=test_type:qc&min_count=500&institution=1")
     assert whole["total_count"] is None and whole["rate"]["test_type:qc"]["value"] is None
 

@@ -234,6 +234,7 @@ def test_large_batches_are_stored_in_slices_each_reported(client, tokens, monkey
     assert post(client, tokens, events).json["stored"] == BULK_EVENTS + 5
 
     # The second slice's `_bulk` fails as a whole: the first slice is stored and said so.
+    # (Events with a time of their own, so that every `_bulk` is a slice's, with no claims.)
     calls, send = [], store.bulk_items
 
     def second_fails(es, operations, refresh=False):
@@ -243,7 +244,7 @@ def test_large_batches_are_stored_in_slices_each_reported(client, tokens, monkey
         return send(es, operations, refresh)
 
     monkeypatch.setattr(store, "bulk_items", second_fails)
-    events = [{"uuid": f"half-{n}"} for n in range(BULK_EVENTS + 5)]
+    events = [{"uuid": f"half-{n}", "start_time": "2024-05-01"} for n in range(BULK_EVENTS + 5)]
     response = post(client, tokens, events)
     assert calls == [BULK_EVENTS, 5]
     assert response.status_code == 207
@@ -256,7 +257,9 @@ def test_large_batches_are_stored_in_slices_each_reported(client, tokens, monkey
     # When the first slice fails nothing is stored: the request's answer is the 503.
     calls.clear()
     calls.append(0)  # so the next call, the first slice's, is the second
-    response = post(client, tokens, [{"uuid": f"none-{n}"} for n in range(BULK_EVENTS + 5)])
+    response = post(
+        client, tokens, [{"uuid": f"none-{n}", "start_time": "2024-05-01"} for n in range(BULK_EVENTS + 5)]
+    )
     assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
 
 

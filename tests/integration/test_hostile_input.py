@@ -238,9 +238,9 @@ CASES = [
         "validation_error",
     ),
     (
-        "roundware date past 9999",
+        "roundware date past 9999 in UTC",
         "GET",
-        "/api/2/events/?server_time=9999-12",
+        "/api/2/events/?server_time=9999-12-31T23-05:00",
         None,
         None,
         {},

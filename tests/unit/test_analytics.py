@@ -12,7 +12,7 @@ from marshmallow import ValidationError
 
 from service.datasets.cdx import CDX
 from service.datasets.roundware import ROUNDWARE
-from service.engine import analytics, shape
+from service.engine import analytics, shape, suppression
 from service.engine.analytics import Other, Rate, TopValues, rounded_up, wilson
 from service.engine.groups import ABSENT, JOINER
 from service.engine.params import query_schema
@@ -343,36 +343,99 @@ def test_rows_computed_whole_page_after_the_last_rows_key():
     assert page == [rows[3]]
 
 
-def test_suppression_hides_small_numerators_hidden_rows_figures_and_small_previous_counts():
-    row = {
-        "gender": "f",
-        "count": 40,
-        "rate": {"a:b": analytics.rate_value(3, 40), "c:d": analytics.rate_value(20, 40)},
-        "distinct": {"device": {"count": 2, "exact": True}},
-        "previous": {"count": 4},
-        "change": 9.0,
-    }
-    shown = analytics.suppress_figures(row, 5, hidden=False)
-    assert shown["rate"]["a:b"] == {"numerator": None, "denominator": 40, "value": None, "ci95": None}
-    assert shown["rate"]["c:d"] == row["rate"]["c:d"]
-    assert shown["distinct"] == row["distinct"]
+def suppressed(before: dict, k: int, params) -> dict:
+    return analytics.suppress_figures(before, suppression.suppress_answer(before, k, params), k, params)
+
+
+def test_suppression_hides_small_numerators_and_complements_and_small_previous_counts():
+    params = parse(group_by="gender", since="2024-01-01", until="2024-02-01", compare="previous")
+    params = replace(params, rates=tuple(Rate(label, "gender", label[-1]) for label in ("a:b", "c:d", "e:f")))
+    rows = [
+        {
+            "gender": "f",
+            "count": 40,
+            "rate": {
+                "a:b": analytics.rate_value(3, 40),  # 3 having the value: small
+                "c:d": analytics.rate_value(20, 40),
+                "e:f": analytics.rate_value(38, 40),  # 2 lacking it: small
+            },
+            "previous": {"count": 4},
+            "change": 9.0,
+        },
+        {
+            "gender": "m",
+            "count": 2,
+            "rate": {label: analytics.rate_value(1, 2) for label in ("a:b", "c:d", "e:f")},
+            "previous": {"count": 50},
+            "change": -0.96,
+        },
+    ]
+    before = {"total_count": 42, "events": rows, "exact": True}
+    shown, hidden = suppressed(before, 5, params)["events"]
+    nothing = {"numerator": None, "denominator": None, "value": None, "ci95": None}
+    assert shown["rate"]["a:b"] == shown["rate"]["e:f"] == {**nothing, "denominator": 40}
+    assert shown["rate"]["c:d"] == rows[0]["rate"]["c:d"]
     assert shown["previous"] == {"count": None} and shown["change"] is None
-    hidden = analytics.suppress_figures({**row, "count": None}, 5, hidden=True)
-    assert hidden["rate"]["c:d"] == {"numerator": None, "denominator": None, "value": None, "ci95": None}
-    assert hidden["distinct"] == {"device": None}
-    assert row["rate"]["a:b"]["numerator"] == 3  # rows may be shared (the rows cache): not changed
+    assert hidden["count"] is None and hidden["suppressed"] is True
+    assert hidden["rate"] == dict.fromkeys(("a:b", "c:d", "e:f"), nothing)
+    assert hidden["previous"] == {"count": 50} and hidden["change"] is None
+    assert rows[0]["rate"]["a:b"]["numerator"] == 3  # rows may be shared (the rows cache): not changed
+
+
+def test_distinct_counts_of_a_hidden_row_are_hidden():
+    params = parse(group_by="gender", distinct="device")
+    rows = [
+        {"gender": "f", "count": 9, "distinct": {"device": {"count": 2, "exact": True}}},
+        {"gender": "m", "count": 1, "distinct": {"device": {"count": 1, "exact": True}}},
+    ]
+    shown, hidden = suppressed({"total_count": 10, "events": rows}, 3, params)["events"]
+    assert shown["distinct"] == rows[0]["distinct"] and hidden["distinct"] == {"device": None}
+
+
+def test_overlapping_delay_ranges_hide_the_rows_and_numerators_they_would_give_away():
+    params = CDX_QUERY.load(
+        {"group_by": [{"report_delay_hours": [[None, 24], [None, 12], [12, 24]]}], "rate": "gender:f"}
+    )
+
+    def row(bounds, count, numerator):
+        return {
+            "report_delay_hours": bounds,
+            "count": count,
+            "rate": {"gender:f": analytics.rate_value(numerator, count)},
+        }
+
+    # [null, 24) and [null, 12) shown would give [12, 24) away: 30 - 28 = 2. Delays may be
+    # negative, so an open lower end does not stop at 0.
+    rows = [row([None, 24], 30, 15), row([None, 12], 28, 14), row([12, 24], 2, 1)]
+    answer = suppressed({"total_count": 30, "events": rows}, 3, params)["events"]
+    assert [row["count"] for row in answer] == [None, None, None]
+    # Counts all shown, but 15 - 14 = 1 having the value in [12, 24): that numerator and those
+    # that would give it away are hidden.
+    rows = [row([None, 24], 48, 15), row([None, 12], 28, 14), row([12, 24], 20, 1)]
+    answer = suppressed({"total_count": 48, "events": rows}, 3, params)["events"]
+    assert [row["count"] for row in answer] == [48, 28, 20]
+    assert [row["rate"]["gender:f"]["numerator"] for row in answer] == [None, None, None]
 
 
 def test_the_whole_answers_figures_go_with_a_hidden_total():
-    result = {
-        "total_count": 3,
-        "rate": {"a:b": analytics.rate_value(1, 3)},
+    before = {
+        "total_count": 2,
+        "events": [],
+        "rate": {"a:b": analytics.rate_value(1, 2)},
+        "distinct": {"device": {"count": 1, "exact": True}},
         "previous": {"count": 9},
-        "change": -0.6,
+        "change": -0.78,
     }
-    hidden = analytics.suppress_whole(result, 5)
-    assert hidden["rate"]["a:b"]["value"] is None and hidden["change"] is None
+    params = parse(page_size=0, rate="gender:f", since="2024-01-01", until="2024-02-01", compare="previous")
+    hidden = suppressed(before, 5, params)
+    assert hidden["total_count"] is None
+    assert hidden["rate"]["a:b"] == {"numerator": None, "denominator": None, "value": None, "ci95": None}
+    assert hidden["distinct"] == {"device": None} and hidden["change"] is None
     assert hidden["previous"] == {"count": 9}
+    shown = suppressed(
+        {**before, "total_count": 40, "rate": {"a:b": analytics.rate_value(38, 40)}}, 5, params
+    )
+    assert shown["total_count"] == 40 and shown["rate"]["a:b"]["numerator"] is None  # 2 lack it
 
 
 def test_derived_delays():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -53,6 +54,27 @@ TRICKY = [
     {"session_id": None, "event_type": "x"},
     {"event_type": "x"},
     {"session_id": 1, "event_type": "x", "data": "{}"},
+    # At the limits of Elasticsearch's types and of the calendar.
+    {"age": 2**31 - 1},
+    {"age": 2**31},
+    {"error_code": -(2**31) - 1},
+    {"institution_id": 2**63},
+    {"institution_id": -(2**63)},
+    {"institution_id": 2.0**64},
+    {"parent_locations": [1, 2**63]},
+    {"session_id": 2**63, "event_type": "x"},
+    {"uuid": ""},
+    {"uuid": "€" * 170 + "ab"},
+    {"uuid": "€" * 171},
+    {"start_time": "0001-01-01T00:00:00-18:00"},
+    {"start_time": "0001-01-01T00:00:00+18:00"},
+    {"start_time": "9999-12-31T23:59:59.999-18:00"},
+    {"start_time": "2024-01-01T00:00:00+18:01"},
+    {"start_time": "2024-01-01T00:00:00+01:75"},
+    {"custom_fields": {"a": [[[{}]]]}},
+    {"custom_fields": {"a": json.loads("[" * 199 + "1" + "]" * 199)}},  # 200 levels
+    {"custom_fields": {"a": json.loads("[" * 200 + "1" + "]" * 200)}},
+    {"pii": json.loads('{"a":' * 201 + "1" + "}" * 201)},
 ]
 
 

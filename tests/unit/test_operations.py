@@ -27,6 +27,14 @@ NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
         ({"start_time": "2024-01-31T23:30:00.5-00:00"}, "p-cdx-2024.01"),
         ({"start_time": "2024-05-01T00:00:00+0000"}, "p-cdx-2024.05"),
         ({"start_time": "2024-05-01T00:00:00.123z"}, "p-cdx-2024.05"),
+        # Corrected for the client's clock: the month of the time as the client wrote it.
+        (
+            {
+                "start_time": "2024-02-01T00:00:30.000Z",
+                "clock_correction": {"original": {"start_time": "2024-01-31T23:59:59-00:00"}},
+            },
+            "p-cdx-2024.01",
+        ),
     ],
 )
 def test_cdx_events_land_in_the_month_of_their_own_time(document, index):
@@ -72,10 +80,15 @@ def test_retention_cutoff(age, cutoff):
     assert retention.cutoff(age, NOW) == cutoff
 
 
-@pytest.mark.parametrize("age", ["", "6", "m", "-1m", "6 months", "1.5y"])
+@pytest.mark.parametrize("age", ["", "6", "m", "-1m", "6 months", "1.5y", "99999y", "999999d", "9999999999w"])
 def test_retention_refuses_other_ages(age):
     with pytest.raises(ValueError):
         retention.cutoff(age, NOW)
+
+
+def test_months_at_the_calendar_ends_expire_or_stay():
+    names = ["p-cdx-0001.01", "p-cdx-9999.12"]
+    assert retention.expired(CDX, "p-", names, NOW) == ["p-cdx-0001.01"]
 
 
 def test_only_whole_months_older_than_the_cutoff_expire():

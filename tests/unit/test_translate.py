@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from service.datasets.cdx import CDX
 from service.datasets.roundware import ROUNDWARE
-from service.engine import shape
+from service.engine import shape, suppression
 from service.engine.groups import ABSENT, JOINER, BucketOptions, format_bucket
 from service.engine.params import query_schema
 from service.engine.translate import filter_query, group_body, search_body
@@ -286,6 +286,24 @@ def test_sunday_weeks_shift_the_histogram():
     assert source["g0"]["date_histogram"]["offset"] == "-1d"
 
 
+def test_sunday_weeks_of_a_named_zone_are_counted_by_local_day():
+    params = parse(group_by="week(start_time)", week_start="sunday", time_zone="Europe/Berlin")
+    (source,) = group_body(CDX, params)["aggs"]["groups"]["composite"]["sources"]
+    histogram = source["g0"]["date_histogram"]
+    assert histogram["calendar_interval"] == "day" and "offset" not in histogram
+    assert not params.streamable
+    assert parse(group_by="week(start_time)", week_start="sunday", time_zone="+01:00").streamable
+    # Berlin's local midnights from Sunday 2024-03-24 to Saturday 04-06 (clocks go forward on
+    # the 31st, a Sunday): the days of two Sunday weeks, whatever their length.
+    midnights = [1711234800000 + day * 86_400_000 - (3_600_000 if day >= 8 else 0) for day in range(14)]
+    counts = shape.add_buckets(params, [bucket(1 + day, g0=key) for day, key in enumerate(midnights)], {})
+    name = params.groups[0].key
+    assert shape.rows(params, counts) == [
+        {name: "2024-W13", "count": sum(range(1, 8))},
+        {name: "2024-W14", "count": sum(range(8, 15))},
+    ]
+
+
 def test_zero_fill_crosses_declared_values_and_date_bounds():
     params = parse(
         group_by="test_type,month(start_time)", fill="zero", since="2020-01-15", until="2020-03-01"
@@ -342,14 +360,16 @@ def test_age_range_rows_keep_their_own_percentiles():
     assert row["stats"]["age"]["percentiles"] == {"50": 17.5}
 
 
-def test_small_counts_are_hidden_and_the_hidden_total_reported():
-    rows, hidden = shape.suppress([{"g": "a", "count": 2}, {"g": "b", "count": 9}, {"g": "c", "count": 0}], 5)
+def test_small_counts_are_hidden_and_the_hidden_total_withheld():
+    rows, hidden = suppression.suppress(
+        [{"g": "a", "count": 2}, {"g": "b", "count": 9}, {"g": "c", "count": 0}], 5
+    )
     assert rows == [
         {"g": "a", "count": None, "suppressed": True},
         {"g": "b", "count": 9},
         {"g": "c", "count": 0},
     ]
-    assert hidden == {"min_count": 5, "rows": 1, "count": 2}
+    assert hidden == {"min_count": 5, "rows": 1, "count": None}  # 2, the one hidden row's count
 
 
 def test_streamable_only_in_key_order():

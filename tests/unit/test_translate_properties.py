@@ -155,7 +155,8 @@ def test_any_cursor_decodes_or_is_a_value_error(cursor):
         # Each of these once reached Elasticsearch or the translation and came back a 500,
         # or a refusal that did not name the parameter.
         (ROUNDWARE, {"server_time": "2017-13"}, "server_time"),
-        (ROUNDWARE, {"server_time": "9999-12"}, "server_time"),
+        (ROUNDWARE, {"server_time": "9999-12-31T23-05:00"}, "server_time"),  # year 10000 in UTC
+        (CDX, {"since": "0001-01-01T00:00+05:00"}, "since"),  # year 0 in UTC
         (ROUNDWARE, {"server_time": "0000"}, "server_time"),
         (ROUNDWARE, {"server_time": "2017-01-01T00:00+99:99"}, "server_time"),
         (ROUNDWARE, {"session_id": "99999999999999999999"}, "session_id"),
@@ -173,3 +174,21 @@ def test_values_outside_what_elasticsearch_reads_are_refused_by_name(dataset, ar
     with pytest.raises(ValidationError) as error:
         query_schema(dataset)().load(args)
     assert parameter in error.value.messages
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("9999", {"gte": "9999-01-01T00:00:00+00:00"}),
+        ("9999-12", {"gte": "9999-12-01T00:00:00+00:00"}),
+        ("9999-12-31T23:59:59.999", {"gte": "9999-12-31T23:59:59.999000+00:00"}),
+        ("9999-12-31-05:00", {"gte": "9999-12-31T00:00:00-05:00"}),  # ends in UTC's year 10000
+        ("9999-12-31T18-05:00", {"gte": "9999-12-31T18:00:00-05:00"}),  # ends at 10000-01-01T00Z
+        ("9999-11", {"gte": "9999-11-01T00:00:00+00:00", "lt": "9999-12-01T00:00:00+00:00"}),
+        ("0001", {"gte": "0001-01-01T00:00:00+00:00", "lt": "0002-01-01T00:00:00+00:00"}),
+    ],
+)
+def test_partial_datetimes_reaching_the_calendar_end_run_to_it(value, expected):
+    params = query_schema(ROUNDWARE)().load({"server_time": value})
+    (clause,) = search_body(ROUNDWARE, params, 10)["query"]["bool"]["filter"]
+    assert clause == {"range": {"server_time": expected}}
