@@ -265,8 +265,13 @@ class NumericRanges(Group):
     #: The least value the field may hold (suppression: what an open lower end reaches).
     lowest = -math.inf
 
-    def with_ranges(self, ranges) -> NumericRanges:
-        return replace(self, ranges=tuple(dict.fromkeys(ranges)))
+    #: An integer field's least value and one past its largest: a `to` there is sent as an
+    #: open end (Elasticsearch may refuse a bound its type cannot hold, such as
+    #: `to: 2147483648` on an integer field, when it runs ranges as range queries).
+    limits: tuple[int, int] | None = None
+
+    def with_ranges(self, ranges, limits: tuple[int, int] | None = None) -> NumericRanges:
+        return replace(self, ranges=tuple(dict.fromkeys(ranges)), limits=limits)
 
     def one_row_per_bucket(self, options: BucketOptions) -> bool:
         return not self.ranges
@@ -275,8 +280,12 @@ class NumericRanges(Group):
         if not self.ranges:
             return None
         ranges = []
+        past = self.limits[1] if self.limits else None
         for index, (low, high) in enumerate(self.ranges):
-            bounds = {"from": low, "to": high}
+            bounds = {
+                "from": low,
+                "to": None if past is not None and high is not None and high >= past else high,
+            }
             ranges.append({"key": str(index)} | {end: at for end, at in bounds.items() if at is not None})
         return {"range": {"field": self.field, "ranges": ranges}}
 

@@ -139,7 +139,8 @@ class GroupBy(fields.Field):
     def from_object(self, key: str, spec) -> Group:
         ranged, admin = self.dataset.range_groups, self.dataset.group_for_admin_level()
         if key in ranged:
-            return ranged[key].with_ranges(parse_ranges(spec, range_ends(self.dataset, ranged[key])))
+            ends = range_ends(self.dataset, ranged[key])
+            return ranged[key].with_ranges(parse_ranges(spec, ends), ends)
         if admin is not None and key == admin.name:
             if isinstance(spec, bool) or not isinstance(spec, int) or not 0 <= spec < admin.depth:
                 raise ValidationError(f"admin_level must be an integer from 0 to {admin.depth - 1}.")

@@ -466,3 +466,11 @@ def test_the_whole_answer_before_any_index_exists():
         "rate": {"gender:female": {"numerator": 0, "denominator": 0, "value": None, "ci95": None}},
         "distinct": {"device": {"count": 0, "exact": True}},
     }
+
+
+def test_integer_range_ends_the_type_cannot_hold_are_sent_open():
+    params = parse(group_by=[{"age": [[3, 2**31], [0, 10]]}])
+    (group,) = params.groups
+    ranges = group.bucket_aggregation(params.bucket_options)["range"]["ranges"]
+    assert ranges == [{"key": "0", "from": 3}, {"key": "1", "from": 0, "to": 10}]
+    assert group.bucket_rows("0") == {"age": [3, 2**31]}  # rows keep the ends as asked
