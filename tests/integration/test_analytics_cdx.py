@@ -724,3 +724,26 @@ def test_a_page_of_rows_with_many_sub_buckets_takes_several_searches(client, tok
     for row in whole:
         mine = [e for e in EVENTS if e.get("location_id") == row["location"]]
         assert row["distinct"]["system_user"]["count"] == distinct_of(mine, "system_user")
+
+
+def test_top_with_local_weeks_and_cursor_pages(client, tokens):
+    query = (
+        "group_by=week(start_time),laboratory&time_zone=Pacific/Auckland&top=laboratory:3&since=2024-03-01"
+    )
+    rows = get(client, tokens, query)["events"]
+    mine = between("2024-03-01", "9999")
+    kept, _ = ranked(Counter(e["laboratory_id"] for e in mine if e.get("laboratory_id") is not None), 3)
+    zone = ZoneInfo("Pacific/Auckland")
+    expected = Counter()
+    for e in mine:
+        year, week, _ = datetime.fromisoformat(e["start_time"]).astimezone(zone).isocalendar()
+        lab = e.get("laboratory_id")
+        expected[(f"{year}-W{week:02d}", "other" if lab is not None and lab not in kept else lab)] += 1
+    found = {
+        (row["start_time"], "other" if isinstance(row["laboratory"], dict) else row["laboratory"]): row[
+            "count"
+        ]
+        for row in rows
+    }
+    assert found == dict(expected)
+    assert all_pages(client, tokens, query, 5) == rows

@@ -10,6 +10,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -278,3 +279,35 @@ def test_a_json_body_on_get_reads_as_the_query_string(client, tokens, events):
 )
 def test_a_parameter_that_cannot_apply_is_a_400_naming_it(client, tokens, query, name):
     assert list(refused(client, tokens, query)) == [name]
+
+
+def test_rates_and_distinct_by_local_day_with_cursor_pages_and_min_count(client, tokens, events):
+    query = (
+        "group_by=day(server_time),event_type&time_zone=Pacific/Kiritimati"
+        "&rate=event_type:heartbeat&distinct=session_id,tag_ids"
+    )
+    rows = listed(client, tokens, query).json["events"]
+    zone = ZoneInfo("Pacific/Kiritimati")
+    expected = defaultdict(list)
+    for e in events:
+        expected[(e["server_time"].astimezone(zone).date().isoformat(), e["event_type"])].append(e)
+    assert {(row["server_time"], row["event_type"]) for row in rows} == set(expected)
+    for row in rows:
+        mine = expected[(row["server_time"], row["event_type"])]
+        check_rate(
+            row["rate"]["event_type:heartbeat"], sum(e["event_type"] == "heartbeat" for e in mine), len(mine)
+        )
+        assert row["distinct"]["session_id"] == {"count": len({e["session_id"] for e in mine}), "exact": True}
+    assert all_pages(client, tokens, query, 2) == rows
+    k = 70
+    hidden = listed(client, tokens, f"{query}&min_count={k}").json
+    for shown, row in zip(hidden["events"], rows, strict=True):
+        if row["count"] < k:
+            assert shown["count"] is None and shown["distinct"] == {"session_id": None, "tag_ids": None}
+            assert shown["rate"]["event_type:heartbeat"]["numerator"] is None
+        else:
+            assert shown["count"] == row["count"] and shown["distinct"] == row["distinct"]
+            numerator = row["rate"]["event_type:heartbeat"]["numerator"]
+            small = 0 < numerator < k or 0 < row["count"] - numerator < k
+            assert shown["rate"]["event_type:heartbeat"]["numerator"] == (None if small else numerator)
+    assert hidden["suppressed"]["rows"] == sum(row["count"] < k for row in rows) > 0
