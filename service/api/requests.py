@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 
@@ -160,6 +161,8 @@ def run_query(dataset: Dataset, params: QueryParams) -> dict:
     if params.grouped:
         fingerprint = shape.fingerprint(dataset, params)  # of the query as asked: cursors stay valid
         params = planned(dataset, params, institutions)
+        if params.page_size and params.pageable_whole and not params.offset:
+            return page_of_whole(dataset, params, institutions, fingerprint, min_count)
         result = run_grouped(dataset, params, institutions, fingerprint)
     elif min_count and page_size:
         raise ApiError(
@@ -170,8 +173,7 @@ def run_query(dataset: Dataset, params: QueryParams) -> dict:
     else:
         result = run_plain(dataset, params, page_size, institutions)
     if min_count:
-        shown = suppression.suppress_answer(result, min_count, params)
-        result = analytics.suppress_figures(result, shown, min_count, params)
+        result = analytics.suppress_answer(result, min_count, params)
     return result
 
 
@@ -200,8 +202,6 @@ def run_grouped(dataset: Dataset, params: QueryParams, institutions, fingerprint
             "Grouped rows page with page_size and cursor, not offset.",
             {"fields": {"offset": ["Not with group_by."]}},
         )
-    if params.page_size and params.pageable_whole:
-        return page_of_whole(dataset, params, institutions, fingerprint)
     if params.page_size:
         if not params.streamable:
             raise validation_error(
@@ -284,9 +284,13 @@ def planned(dataset: Dataset, params: QueryParams, institutions) -> QueryParams:
     return analytics.plan(dataset, params, found)
 
 
-def page_of_whole(dataset: Dataset, params: QueryParams, institutions, fingerprint: str) -> dict:
+def page_of_whole(
+    dataset: Dataset, params: QueryParams, institutions, fingerprint: str, min_count: int | None
+) -> dict:
     """A page of rows computed whole (`top`, `compare`), after the row the cursor names (its
-    keys as JSON text: `{"other": K}` and ranges are not sort values)."""
+    keys as JSON text: `{"other": K}` and ranges are not sort values). Under `min_count` the
+    rows are suppressed whole, then paged, so that no page shows what another's hidden rows
+    would give away; beside a page the total is withheld, as on any cursor walk."""
     after = read_cursor(params, fingerprint)
     try:
         last = None if after is None else json.loads(after["row"])
@@ -297,14 +301,23 @@ def page_of_whole(dataset: Dataset, params: QueryParams, institutions, fingerpri
             "Invalid cursor: not this query's.", {"fields": {"cursor": [str(exc)]}}
         ) from exc
     total, rows = whole_rows(dataset, params, institutions)
+    whole = {"total_count": total, "events": rows, "exact": True}
+    if min_count:
+        whole = analytics.suppress_answer(whole, min_count, replace(params, page_size=None, cursor=None))
     try:
-        page, last = analytics.page_of(params, rows, last, params.page_size)
+        page, last = analytics.page_of(params, whole["events"], last, params.page_size)
     except (TypeError, ValueError) as exc:
         raise validation_error(
             "Invalid cursor: not this query's.", {"fields": {"cursor": [str(exc)]}}
         ) from exc
     cursor = shape.encode_cursor({"row": json.dumps(last)}, fingerprint) if last is not None else None
-    return {"total_count": total, "events": page, "exact": True, "next_cursor": cursor}
+    result = {"total_count": whole["total_count"], "events": page, "exact": True, "next_cursor": cursor}
+    if min_count:
+        hidden = sum(row.get("suppressed") is True for row in page)
+        result["suppressed"] = suppression.summary_of(min_count, hidden)
+        if params.cursor or cursor:
+            result["total_count"] = None
+    return result
 
 
 def whole_analytics(dataset: Dataset, params: QueryParams, response: dict, institutions) -> dict:

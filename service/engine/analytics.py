@@ -748,6 +748,34 @@ def small(count: int | None, min_count: int) -> bool:
     return count is not None and 0 < count < min_count
 
 
+def suppress_answer(result: dict, min_count: int, params) -> dict:
+    """The shaped answer as `min_count` k lets it be seen: suppression.py's rule, then the
+    figures added here (`suppress_figures`).
+
+    With `top`, the ranking says that every merged value has at most as many events as each
+    kept one; beside a hidden row of a kept value, merged rows' counts could bound its count
+    exactly (k = 3: a kept value hidden, 2 values merged into a row of 4, each at most the
+    kept one's 1 or 2, so all are 2). So when a kept value's row is hidden, every `{"other": K}`
+    row is hidden too (complementary suppression), whatever its count."""
+    from .suppression import suppress_answer as suppressed
+
+    shown = suppressed(result, min_count, params)
+    ranked = next((group for group in params.groups if isinstance(group, TopValues)), None)
+    if ranked is not None and shown["events"]:
+        key = ranked.ranked
+
+        def merged(row: dict) -> bool:
+            return isinstance(internal_value(row[key]), Other)
+
+        kept_hidden = any(
+            row.get("suppressed") is True and row[key] is not None and not merged(row)
+            for row in shown["events"]
+        )
+        if kept_hidden and any(merged(row) and row.get("suppressed") is not True for row in shown["events"]):
+            shown = suppressed(result, min_count, params, also_hidden=merged)
+    return suppress_figures(result, shown, min_count, params)
+
+
 def suppress_figures(before: dict, after: dict, min_count: int, params) -> dict:
     """`after` (suppression.py's answer, from the shaped answer `before`) with the rates,
     distinct counts and previous counts its hidden counts would give away hidden too."""

@@ -31,11 +31,12 @@ from .groups import NumericRanges
 from .params import QueryParams
 
 
-def suppress_answer(result: dict, min_count: int, params: QueryParams) -> dict:
-    """The answer as a request (or token) with `min_count` k may see it."""
+def suppress_answer(result: dict, min_count: int, params: QueryParams, also_hidden=None) -> dict:
+    """The answer as a request (or token) with `min_count` k may see it; `also_hidden(row)`
+    names further rows to hide whatever their count (engine/analytics.py: `top`'s merged rows)."""
     listing = params.grouped and params.page_size != 0
     if listing:
-        rows, summary = suppress(result["events"], min_count, params)
+        rows, summary = suppress(result["events"], min_count, params, also_hidden)
     else:
         rows, summary = result["events"], summary_of(min_count, 0)
     whole = not params.cursor and not result.get("next_cursor")
@@ -47,12 +48,14 @@ def suppress_answer(result: dict, min_count: int, params: QueryParams) -> dict:
 
 
 def suppress(
-    result_rows: list[dict], min_count: int, params: QueryParams | None = None
+    result_rows: list[dict], min_count: int, params: QueryParams | None = None, also_hidden=None
 ) -> tuple[list[dict], dict]:
     """(rows, summary): small rows hidden, the rows that would give them away hidden too, and
     statistics withheld where they would publish a small count. Never mutates a row (shaped
     rows are cached)."""
     hidden = {i for i, row in enumerate(result_rows) if small(row["count"], min_count)}
+    if also_hidden is not None:
+        hidden |= {i for i, row in enumerate(result_rows) if also_hidden(row)}
     if hidden and params is not None:
         hidden |= overlapping(result_rows, hidden, params)
     rows = [

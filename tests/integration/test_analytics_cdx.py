@@ -518,10 +518,14 @@ def test_top_rows_under_min_count_and_with_filters(client, tokens):
     kept, merged = ranked(labs, 6)
     counts = {lab: labs[lab] for lab in kept} | {"other": sum(labs[lab] for lab in merged)}
     counts[None] = sum(e.get("laboratory_id") is None for e in mine)
+    # A kept laboratory hidden hides the merged row too: the ranking would bound it.
+    hidden = {key for key, n in counts.items() if 0 < n < k}
+    if hidden - {None, "other"}:
+        hidden.add("other")
     for row in result["events"]:
         key = "other" if isinstance(row["laboratory"], dict) else row["laboratory"]
-        assert row["count"] == (None if counts[key] < k else counts[key])
-    assert result["suppressed"]["rows"] == sum(0 < n < k for n in counts.values()) > 0
+        assert row["count"] == (None if key in hidden else counts[key])
+    assert result["suppressed"]["rows"] == len(hidden) > 0
 
 
 @pytest.mark.parametrize(
@@ -616,8 +620,10 @@ def test_compare_of_the_whole_answer_with_rates_min_count_and_pages(client, toke
     assert all_pages(client, tokens, query, 5) == rows
     k = 6
     hidden = get(client, tokens, f"{query}&min_count={k}")["events"]
+    kept_hidden = any(0 < row["count"] < k and isinstance(row["laboratory"], int) for row in rows)
     for shown, row in zip(hidden, rows, strict=True):
-        small_now, small_then = 0 < row["count"] < k, 0 < row["previous"]["count"] < k
+        merged = isinstance(row["laboratory"], dict) and kept_hidden  # hidden beside a kept one
+        small_now, small_then = 0 < row["count"] < k or merged, 0 < row["previous"]["count"] < k
         assert shown["count"] == (None if small_now else row["count"])
         assert shown["previous"]["count"] == (None if small_then else row["previous"]["count"])
         assert shown["change"] == (None if small_now or small_then else row["change"])
@@ -747,3 +753,27 @@ def test_top_with_local_weeks_and_cursor_pages(client, tokens):
     }
     assert found == dict(expected)
     assert all_pages(client, tokens, query, 5) == rows
+
+
+def test_merged_rows_are_hidden_beside_a_hidden_row_of_a_kept_value_on_every_page(client, tokens):
+    """The ranking bounds merged values by kept ones: beside a kept value's hidden row, the
+    merged rows' counts could pin it, so they are hidden too, on whichever page they come."""
+    k = 9
+    query = f"group_by=laboratory,test_type&top=laboratory:4&min_count={k}"
+    labs = Counter(e["laboratory_id"] for e in EVENTS if e.get("laboratory_id") is not None)
+    kept, _ = ranked(labs, 4)
+    counts = Counter(
+        (e.get("laboratory_id") if e.get("laboratory_id") in (None, *kept) else "other", e.get("test_type"))
+        for e in EVENTS
+    )
+    assert any(0 < n < k for (lab, _), n in counts.items() if lab not in (None, "other"))  # a kept row hidden
+    assert all(n >= k for (lab, _), n in counts.items() if lab == "other")  # merged rows big enough alone
+    whole = get(client, tokens, query)
+    paged = all_pages(client, tokens, query, 3)
+    for rows in (whole["events"], paged):
+        for row in rows:
+            lab = "other" if isinstance(row["laboratory"], dict) else row["laboratory"]
+            n = counts[(lab, row["test_type"])]
+            hidden = lab == "other" or 0 < n < k
+            assert row["count"] == (None if hidden else n), row
+    assert whole["total_count"] is None and whole["suppressed"]["count"] is None
