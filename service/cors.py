@@ -16,7 +16,18 @@ from .config import Settings
 #: Request headers a page may send (besides the CORS-safelisted ones).
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"]
 #: Response headers a page may read (besides the CORS-safelisted ones).
-EXPOSED_HEADERS = ["X-Total-Count", "X-Next-Cursor", "X-Request-ID", "ETag"]
+EXPOSED_HEADERS = [
+    "X-Total-Count",
+    "X-Next-Cursor",
+    "X-Request-ID",
+    "ETag",
+    # What roundware's plain array answers beside its events (api/roundware.ARRAY_HEADERS).
+    "X-Stats",
+    "X-Rate",
+    "X-Distinct",
+    "X-Compare",
+    "X-Suppressed",
+]
 METHODS = ["GET", "HEAD", "POST", "OPTIONS"]
 #: Seconds a browser may reuse a preflight's answer.
 PREFLIGHT_MAX_AGE = 600

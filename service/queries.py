@@ -8,15 +8,16 @@ about requests, tokens or JSON encoding, so `flask export` and tests use it just
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
-from .engine import shape, suppression
+from .engine import analytics, shape, suppression
 from .engine.groups import ParameterError
 from .engine.params import QueryParams
 from .engine.registry import Dataset
-from .engine.translate import COMPOSITE_PAGE, GROUP_FILTER_PATH, group_body, search_body
+from .engine.translate import GROUP_FILTER_PATH, composite_size, group_body, search_body
 from .errors import ApiError, validation_error
 from .rows_cache import RowsCache, digest
 from .store import EventStore
@@ -55,7 +56,11 @@ class QueryService:
         scope.check(dataset)
         min_count = max(filter(None, (scope.min_count, params.min_count)), default=None)
         if params.grouped:
-            result = self.grouped(dataset, params, scope)
+            fingerprint = shape.fingerprint(dataset, params)  # of the query as asked: cursors stay valid
+            params = self.planned(dataset, params, scope)
+            if params.page_size and params.pageable_whole and not params.offset:
+                return self.page_of_whole(dataset, params, scope, fingerprint, min_count)
+            result = self.grouped(dataset, params, scope, fingerprint)
         elif min_count and params.page_rows:
             raise ApiError(
                 403,
@@ -65,7 +70,7 @@ class QueryService:
         else:
             result = self.plain(dataset, params, scope)
         if min_count:
-            result = suppression.suppress_answer(result, min_count, params)
+            result = analytics.suppress_answer(result, min_count, params)
         return result
 
     def plain(self, dataset: Dataset, params: QueryParams, scope: Scope) -> dict:
@@ -78,12 +83,13 @@ class QueryService:
         if params.stats:
             aggregations = response["aggregations"]
             result["stats"] = {name: shape.read_stats(aggregations, name) for name in params.stats}
+        result |= self.whole_analytics(dataset, params, response, scope)
         if params.page_rows:
             more = len(hits) == params.page_rows
             result["next_cursor"] = shape.encode_cursor(hits[-1]["sort"], fingerprint) if more else None
         return result
 
-    def grouped(self, dataset: Dataset, params: QueryParams, scope: Scope) -> dict:
+    def grouped(self, dataset: Dataset, params: QueryParams, scope: Scope, fingerprint: str) -> dict:
         """Every row, or (with an explicit page_size) one page of rows and a cursor to the next."""
         if params.offset:
             raise validation_error(
@@ -91,19 +97,29 @@ class QueryService:
                 {"fields": {"offset": ["Not with group_by."]}},
             )
         if params.page_size:
-            return self.group_page(dataset, params, scope)
-        total, pages = self.all_buckets(dataset, params, scope)
+            return self.group_page(dataset, params, scope, fingerprint)
         if params.page_size == 0:
+            total, _ = self.all_buckets(dataset, params, scope)
             return {"total_count": total, "events": [], "exact": True}
-        key = (dataset.name, repr(params), digest(pages))
-        try:
-            rows = self.rows_cache.rows(key, partial(shaped_rows, dataset, params, pages))
-        except ParameterError as exc:
-            raise refusal(exc) from exc
+        total, rows = self.whole_rows(dataset, params, scope)
         return {"total_count": total, "events": rows, "exact": True}
 
-    def group_page(self, dataset: Dataset, params: QueryParams, scope: Scope) -> dict:
-        """One page of `page_size` rows from the cursor's composite `after` key on."""
+    def whole_rows(self, dataset: Dataset, params: QueryParams, scope: Scope) -> tuple[int, list[dict]]:
+        """(events matching, every row), with the compared period's counts when asked."""
+        total, pages = self.all_buckets(dataset, params, scope)
+        previous = None
+        if params.compare:
+            previous = self.all_buckets(dataset, analytics.previous_params(dataset, params), scope)[1]
+        key = (dataset.name, repr(params), digest([pages, previous]))
+        try:
+            rows = self.rows_cache.rows(key, partial(shaped_rows, dataset, params, pages, previous))
+        except ParameterError as exc:
+            raise refusal(exc) from exc
+        return total, rows
+
+    def group_page(self, dataset: Dataset, params: QueryParams, scope: Scope, fingerprint: str) -> dict:
+        """One page of `page_size` rows from the cursor's composite `after` key on; a page whose
+        buckets hold many sub-buckets (distinct values) takes several searches."""
         if not params.streamable:
             raise validation_error(
                 "Grouped rows page by cursor only in key order, a bucket a row: drop order_by, "
@@ -114,29 +130,40 @@ class QueryService:
                     }
                 },
             )
-        fingerprint = shape.fingerprint(dataset, params)
         after = read_cursor(params, fingerprint)
-        size = params.page_size
-        body = group_body(dataset, params, scope.institutions, after, size=size, count=True)
-        response, buckets, after = self.composite_page(dataset, body)
+        acc, total, wanted = {}, None, params.page_size
+        while True:
+            chunk = min(wanted, composite_size(params))
+            body = group_body(dataset, params, scope.institutions, after, size=chunk, count=total is None)
+            response, buckets, after = self.composite_page(dataset, body)
+            if total is None:
+                total = shape.total(response)
+            try:
+                shape.add_buckets(params, buckets, acc)
+            except ParameterError as exc:
+                raise refusal(exc) from exc
+            wanted -= len(buckets)
+            after = after if len(buckets) == chunk else None
+            if after is None or not wanted:
+                break
         try:
-            rows = shape.rows(params, shape.add_buckets(params, buckets, {}))
+            rows = shape.rows(params, acc)
         except ParameterError as exc:
             raise refusal(exc) from exc
-        more = len(buckets) == size and after is not None
-        cursor = shape.encode_cursor(after, fingerprint) if more else None
-        return {"total_count": shape.total(response), "events": rows, "exact": True, "next_cursor": cursor}
+        cursor = shape.encode_cursor(after, fingerprint) if after else None
+        return {"total_count": total, "events": rows, "exact": True, "next_cursor": cursor}
 
     def all_buckets(self, dataset: Dataset, params: QueryParams, scope: Scope) -> tuple[int, list[list]]:
         """(events matching, every page of buckets): pages the composite aggregation to its end."""
         pages, after, total = [], None, None
+        size = composite_size(params)
         while True:
-            body = group_body(dataset, params, scope.institutions, after)
+            body = group_body(dataset, params, scope.institutions, after, size=size)
             response, buckets, after = self.composite_page(dataset, body)
             if total is None:
                 total = shape.total(response)
             pages.append(buckets)
-            if after is None or len(buckets) < COMPOSITE_PAGE:
+            if after is None or len(buckets) < size:
                 return total, pages
 
     def composite_page(self, dataset: Dataset, body: dict) -> tuple[dict, list[dict], dict | None]:
@@ -145,6 +172,67 @@ class QueryService:
         # No index yet (nothing ingested) means no aggregation in the answer at all.
         aggregation = response.get("aggregations", {}).get("groups", {})
         return response, shape.buckets_of(aggregation), aggregation.get("after_key")
+
+    # -- analytics (engine/analytics.py): the searches its plans need -------------------------
+
+    def planned(self, dataset: Dataset, params: QueryParams, scope: Scope) -> QueryParams:
+        """`params` completed with what `top` and entry rates need to know first: the values of
+        the ranked field (events per value) and of an entry's other key."""
+        needed = analytics.lookups(dataset, params)
+        if not needed:
+            return params
+        found = {}
+        for name, group in needed.items():
+            _, pages = self.all_buckets(dataset, analytics.lookup_params(params, group), scope)
+            found[name] = analytics.value_counts(pages)
+        return analytics.plan(dataset, params, found)
+
+    def page_of_whole(
+        self, dataset: Dataset, params: QueryParams, scope: Scope, fingerprint: str, min_count: int | None
+    ) -> dict:
+        """A page of rows computed whole (`top`, `compare`), after the row the cursor names (its
+        keys as JSON text: `{"other": K}` and ranges are not sort values). Under `min_count` the
+        rows are suppressed whole, then paged, so that no page shows what another's hidden rows
+        would give away; beside a page the total is withheld, as on any cursor walk."""
+        after = read_cursor(params, fingerprint)
+        try:
+            last = None if after is None else json.loads(after["row"])
+            if last is not None and not isinstance(last, list):
+                raise ValueError("not a row's keys")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise validation_error(
+                "Invalid cursor: not this query's.", {"fields": {"cursor": [str(exc)]}}
+            ) from exc
+        total, rows = self.whole_rows(dataset, params, scope)
+        whole = {"total_count": total, "events": rows, "exact": True}
+        if min_count:
+            whole = analytics.suppress_answer(whole, min_count, replace(params, page_size=None, cursor=None))
+        try:
+            page, last = analytics.page_of(params, whole["events"], last, params.page_size)
+        except (TypeError, ValueError) as exc:
+            raise validation_error(
+                "Invalid cursor: not this query's.", {"fields": {"cursor": [str(exc)]}}
+            ) from exc
+        cursor = shape.encode_cursor({"row": json.dumps(last)}, fingerprint) if last is not None else None
+        result = {"total_count": whole["total_count"], "events": page, "exact": True, "next_cursor": cursor}
+        if min_count:
+            hidden = sum(row.get("suppressed") is True for row in page)
+            result["suppressed"] = suppression.summary_of(min_count, hidden)
+            if params.cursor or cursor:
+                result["total_count"] = None
+        return result
+
+    def whole_analytics(self, dataset: Dataset, params: QueryParams, response: dict, scope: Scope) -> dict:
+        """Without `group_by`: rates, distinct counts and the compared period's count of the whole
+        answer, beside `total_count`."""
+        total = shape.total(response)
+        found = analytics.whole_answer(params, response.get("aggregations", {}), total)
+        if params.compare:
+            before = analytics.previous_params(dataset, params)
+            earlier = self.store.search(dataset, search_body(dataset, before, 0, scope.institutions, None))
+            previous = shape.total(earlier)
+            found |= {"previous": {"count": previous}, "change": analytics.change(total, previous)}
+        return found
 
     def event(self, dataset: Dataset, event_id, scope: Scope) -> dict | None:
         """One event as a client sees it, or None, also when the scope may not see it."""
@@ -186,10 +274,17 @@ class QueryService:
             self.store.close_point_in_time(pit)
 
 
-def shaped_rows(dataset: Dataset, params: QueryParams, pages: list[list[dict]]) -> list[dict]:
+def shaped_rows(
+    dataset: Dataset, params: QueryParams, pages: list[list[dict]], previous: list[list[dict]] | None = None
+) -> list[dict]:
     acc = {}
     for buckets in pages:
         shape.add_buckets(params, buckets, acc)
+    if previous is not None:
+        before, earlier = analytics.previous_params(dataset, params), {}
+        for buckets in previous:
+            shape.add_buckets(before, buckets, earlier)
+        acc = analytics.add_previous(acc, earlier)
     return shape.rows(params, acc, shape.date_bounds(dataset, params))
 
 

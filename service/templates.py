@@ -84,7 +84,15 @@ def install(es: Elasticsearch, prefix: str, datasets: tuple[Dataset, ...] | None
     names = []
     for dataset in datasets or tuple(DATASETS.values()):
         name = template_name(dataset, prefix)
-        es.indices.put_index_template(name=name, **index_template(dataset, prefix))
+        template = index_template(dataset, prefix)
+        es.indices.put_index_template(name=name, **template)
+        # Monthly indices made before a field was added (a derived one) get it too: a template
+        # only shapes new indices, and strict mappings would refuse the new field.
+        es.indices.put_mapping(
+            index=dataset.index_pattern(prefix),
+            properties=template["template"]["mappings"]["properties"],
+            allow_no_indices=True,
+        )
         names.append(name)
     es.indices.put_index_template(name=f"{prefix}claims", **claims_template(prefix))
     return [*names, f"{prefix}claims"]

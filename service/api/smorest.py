@@ -75,8 +75,10 @@ class QueryResult(Schema):
         fields.Dict(),
         required=True,
         metadata={
-            "description": "events, or grouped rows: their keys (a date group's is its field) and count; "
-            'under min_count a hidden row has count null and "suppressed": true',
+            "description": "events, or grouped rows: their keys (a date group's is its field; "
+            '`{"other": K}` for the K values `top` merged), count, and as asked `stats`, `rate`, '
+            "`distinct`, `previous` and `change`; under min_count a hidden row has count null and "
+            '"suppressed": true',
             "example": [
                 {"gender": "female", "result": "positive", "count": 7},
                 {"gender": "male", "result": "positive", "count": 16},
@@ -99,6 +101,41 @@ class QueryResult(Schema):
             "description": "with min_count: {min_count, rows (hidden), count (their events: 0, or "
             "null when any row is hidden)}"
         }
+    )
+    rate = fields.Dict(
+        metadata={
+            "description": "with `rate` and without `group_by`: the whole answer's, as each row's "
+            '`"rate"`: `{"NAME:VALUE": {"numerator", "denominator", "value", "ci95": [low, high]}}` '
+            "(value and ci95 null without events; all null when min_count hides them)",
+            "example": {
+                "result:positive": {
+                    "numerator": 12,
+                    "denominator": 80,
+                    "value": 0.15,
+                    "ci95": [0.0879, 0.2456],
+                }
+            },
+        }
+    )
+    distinct = fields.Dict(
+        metadata={
+            "description": "with `distinct` and without `group_by`: the whole answer's, as each row's "
+            '`"distinct"`: `{"NAME": {"count", "exact"}}` (exact up to 1,000 values, else an estimate)',
+            "example": {"device": {"count": 37, "exact": True}},
+        }
+    )
+    previous = fields.Dict(
+        metadata={
+            "description": 'with `compare` and without `group_by`: the compared period\'s `{"count"}` '
+            "(each row has its own, matched by keys; rows only in that period come with count 0)",
+            "example": {"count": 64},
+        }
+    )
+    change = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "with `compare`: (count - previous) / previous; null when previous is 0 or hidden"
+        },
     )
 
 

@@ -30,6 +30,15 @@ ARRAY_HEADERS = {
     "total_count": ("X-Total-Count", "events matching (absent when min_count withholds the total)"),
     "next_cursor": ("X-Next-Cursor", "the cursor of the next page (absent on the last)"),
     "stats": ("X-Stats", 'with `stats`: JSON, the summary answered under `"stats"` elsewhere'),
+    "rate": ("X-Rate", 'with `rate`: JSON, the whole answer\'s rates (elsewhere: `"rate"`)'),
+    "distinct": (
+        "X-Distinct",
+        'with `distinct`: JSON, the whole answer\'s distinct counts (elsewhere: `"distinct"`)',
+    ),
+    "compare": (
+        "X-Compare",
+        'with `compare`: JSON `{"previous": {"count"}, "change"}` (elsewhere: `"previous"` and `"change"`)',
+    ),
     "suppressed": ("X-Suppressed", 'with `min_count`: JSON, what is answered under `"suppressed"` elsewhere'),
 }
 
@@ -168,6 +177,8 @@ def array_response(result: dict):
     """The bare array Roundware clients read: the rest of the answer goes in headers, so a
     parameter such as `stats` is never dropped for want of a place."""
     response = jsonify(result["events"])
+    if "previous" in result:
+        result = {**result, "compare": {"previous": result["previous"], "change": result["change"]}}
     for name, (header, _) in ARRAY_HEADERS.items():
         value = result.get(name)
         if value is not None:

@@ -3,8 +3,10 @@
 import uuid
 from datetime import datetime
 
+from ..engine.dates import from_iso
 from ..engine.fields import (
     Date,
+    Double,
     Identifier,
     Integer,
     Keyword,
@@ -15,7 +17,7 @@ from ..engine.fields import (
     StoredObject,
 )
 from ..engine.filters import Bound, Hierarchy, Match
-from ..engine.groups import AdminLevel, AgeRanges, EntryKey, Terms
+from ..engine.groups import AdminLevel, AgeRanges, EntryKey, NumericRanges, Terms
 from ..engine.registry import CLOCK_CORRECTION, Dataset, Endpoints, Field, date_groups
 
 RESULT_KEYS = ("condition", "result")
@@ -31,6 +33,14 @@ def prepare(event: dict, now: datetime, new_id) -> dict:
         "uuid": event.get("uuid") or str(uuid.uuid4()),
         "created_at": event.get("created_at") or now.isoformat(timespec="milliseconds"),
     }
+
+
+def report_delay_hours(event: dict) -> float | None:
+    """Hours from the test (`start_time`) to its report (`created_at`); None without both."""
+    start, created = event.get("start_time"), event.get("created_at")
+    if not start or not created:
+        return None
+    return (from_iso(created) - from_iso(start)).total_seconds() / 3600
 
 
 CDX = Dataset(
@@ -78,6 +88,7 @@ CDX = Dataset(
             Keyword(),
             (Match("assay_name", wildcard=True, doc="`*` is a wildcard: GX1*"),),
             (Terms("assay_name"),),
+            rates=True,
         ),
         Field(
             "age",
@@ -90,20 +101,36 @@ CDX = Dataset(
             (AgeRanges("age"),),
             stats=True,
         ),
-        Field("gender", Keyword(), (Match("gender"),), (Terms("gender"),)),
-        Field("device_id", KeywordOrInteger(), (Match("device"),), (Terms("device"),)),
+        Field("gender", Keyword(), (Match("gender"),), (Terms("gender"),), rates=True),
+        Field(
+            "device_id", KeywordOrInteger(), (Match("device"),), (Terms("device"),), rates=True, distinct=True
+        ),
         Field("device_serial_number", Keyword()),
-        Field("laboratory_id", Long(), (Match("laboratory"),), (Terms("laboratory"),)),
-        Field("institution_id", Long(), (Match("institution"),), (Terms("institution"),)),
+        Field("laboratory_id", Long(), (Match("laboratory"),), (Terms("laboratory"),), distinct=True),
+        Field("institution_id", Long(), (Match("institution"),), (Terms("institution"),), distinct=True),
         Field(
             "location_id",
             Long(),
             (Hierarchy("location", ancestors="parent_locations", doc="the place or any descendant"),),
             (Terms("location"),),
+            distinct=True,
         ),
         Field("parent_locations", LongList(), doc="ancestors of location_id, root first"),
-        Field("system_user", Keyword(), (Match("system_user"),), (Terms("system_user"),)),
-        Field("test_type", Keyword(), (Match("test_type"),), (Terms("test_type", values=TEST_TYPES),)),
+        Field(
+            "system_user",
+            Keyword(),
+            (Match("system_user"),),
+            (Terms("system_user"),),
+            rates=True,
+            distinct=True,
+        ),
+        Field(
+            "test_type",
+            Keyword(),
+            (Match("test_type"),),
+            (Terms("test_type", values=TEST_TYPES),),
+            rates=True,
+        ),
         Field("error_code", Integer(), (Match("error_code"),), (Terms("error_code"),)),
         Field("error_description", Keyword()),
         Field(
@@ -114,6 +141,7 @@ CDX = Dataset(
                 EntryKey("condition", entry_keys=RESULT_KEYS),
                 EntryKey("result", entry_keys=RESULT_KEYS, values=RESULTS),
             ),
+            rates=True,
             doc="given together, condition and result must hold on the same entry",
         ),
         Field("pii", StoredObject(), pii=True, doc="stored, never returned"),
@@ -122,5 +150,16 @@ CDX = Dataset(
     ),
     extra_groups=(
         AdminLevel("admin_level", field="location_id", key="location", ancestors="parent_locations"),
+    ),
+    derived_fields=(
+        Field(
+            "report_delay_hours",
+            Double(),
+            groups=(NumericRanges("report_delay_hours"),),
+            server_side=True,
+            stats=True,
+            compute=report_delay_hours,
+            doc="created_at - start_time, in hours (set at ingest when both are known)",
+        ),
     ),
 )

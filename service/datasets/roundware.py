@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..engine.dates import iso_ms
-from ..engine.fields import Coordinate, Date, Keyword, Long, StoredText, Tags
+from ..engine.dates import from_iso, iso_ms
+from ..engine.fields import Coordinate, Date, Double, Keyword, Long, StoredText, Tags
 from ..engine.filters import AllOf, Bound, DatePrefix, Match
-from ..engine.groups import Terms
+from ..engine.groups import NumericRanges, Terms
 from ..engine.registry import CLOCK_CORRECTION, Dataset, Endpoints, Field, date_groups
 from ..ids import time_of
 
@@ -28,6 +28,14 @@ def present(event: dict) -> dict:
     if isinstance(event.get("tag_ids"), list):
         return {**event, "tag_ids": ",".join(str(tag) for tag in event["tag_ids"])}
     return event
+
+
+def delay_seconds(event: dict) -> float | None:
+    """Seconds from the client's clock (`client_time`) to the server's (`server_time`)."""
+    client, server = event.get("client_time"), event.get("server_time")
+    if not client or not server:
+        return None
+    return (from_iso(server) - from_iso(client)).total_seconds()
 
 
 ROUNDWARE = Dataset(
@@ -52,8 +60,22 @@ ROUNDWARE = Dataset(
     time_of_id=lambda event_id: time_of(int(event_id)),
     fields=(
         Field("id", Long(), (Match("id"),), server_side=True, doc="unique, time-ordered, below 2^53"),
-        Field("session_id", Long(), (Match("session_id"),), (Terms("session_id"),), required=True),
-        Field("event_type", Keyword(), (Match("event_type"),), (Terms("event_type"),), required=True),
+        Field(
+            "session_id",
+            Long(),
+            (Match("session_id"),),
+            (Terms("session_id"),),
+            required=True,
+            distinct=True,
+        ),
+        Field(
+            "event_type",
+            Keyword(),
+            (Match("event_type"),),
+            (Terms("event_type"),),
+            required=True,
+            rates=True,
+        ),
         Field(
             "server_time",
             Date(),
@@ -83,8 +105,20 @@ ROUNDWARE = Dataset(
             Tags(),
             (AllOf("tag_ids", doc="events carrying all of these tags"),),
             (Terms("tag_ids"),),
+            distinct=True,
         ),
         Field("data", StoredText()),
         CLOCK_CORRECTION,
+    ),
+    derived_fields=(
+        Field(
+            "delay_seconds",
+            Double(),
+            groups=(NumericRanges("delay_seconds"),),
+            server_side=True,
+            stats=True,
+            compute=delay_seconds,
+            doc="server_time - client_time, in seconds (set at ingest when the client sent client_time)",
+        ),
     ),
 )

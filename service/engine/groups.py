@@ -8,6 +8,7 @@ any cardinality (a `terms` aggregation is approximate and capped). Every method 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -246,21 +247,31 @@ def es_zone(zone: str) -> str:
 
 
 @dataclass(frozen=True)
-class AgeRanges(Group):
-    """Exact ages, or requested `[from, to)` ranges counted by a `range` aggregation.
+class NumericRanges(Group):
+    """Requested `[from, to)` ranges of a numeric field, counted by a `range` aggregation.
 
     Composite sources cannot express ranges (which may overlap), so ranges are a `range`
     aggregation under each composite bucket: Elasticsearch returns one bucket per range rather
-    than one per exact age, and each row's count and statistics come from one bucket. An event
-    outside every range is left out of the rows.
+    than one per value, and each row's count and statistics come from one bucket. An event
+    outside every range is left out of the rows. A field the registry marks with ranges is
+    grouped by them as a JSON object (`{"report_delay_hours": [[0, 24], [24, null]]}`).
     """
 
-    ranges: tuple[tuple[int | None, int | None], ...] = ()
-    #: The largest value the field's type holds (`age` is an Elasticsearch `integer`).
-    largest: int = 2**31 - 1
+    ranges: tuple[tuple[float | None, float | None], ...] = ()
+    #: Whether range ends must be integers (the field holds integers).
+    integral: bool = False
+    #: Whether `group_by=NAME` (one row per exact value) is offered besides ranges.
+    by_name = False
+    #: The least value the field may hold (suppression: what an open lower end reaches).
+    lowest = -math.inf
 
-    def with_ranges(self, ranges) -> AgeRanges:
-        return replace(self, ranges=tuple(dict.fromkeys(ranges)))
+    #: An integer field's least value and one past its largest: a `to` there is sent as an
+    #: open end (Elasticsearch may refuse a bound its type cannot hold, such as
+    #: `to: 2147483648` on an integer field, when it runs ranges as range queries).
+    limits: tuple[int, int] | None = None
+
+    def with_ranges(self, ranges, limits: tuple[int, int] | None = None) -> NumericRanges:
+        return replace(self, ranges=tuple(dict.fromkeys(ranges)), limits=limits)
 
     def one_row_per_bucket(self, options: BucketOptions) -> bool:
         return not self.ranges
@@ -269,11 +280,12 @@ class AgeRanges(Group):
         if not self.ranges:
             return None
         ranges = []
+        past = self.limits[1] if self.limits else None
         for index, (low, high) in enumerate(self.ranges):
-            # Elasticsearch reads range bounds as the field's type: an exclusive `to` one past
-            # its largest value (which the schema allows) would be out of range, yet it is the
-            # same as no upper bound at all.
-            bounds = {"from": low, "to": None if high is not None and high > self.largest else high}
+            bounds = {
+                "from": low,
+                "to": None if past is not None and high is not None and high >= past else high,
+            }
             ranges.append({"key": str(index)} | {end: at for end, at in bounds.items() if at is not None})
         return {"range": {"field": self.field, "ranges": ranges}}
 
@@ -289,6 +301,16 @@ class AgeRanges(Group):
         if self.ranges:
             return [list(bucket) for bucket in self.ranges]
         return super().domain(observed, bounds, options)
+
+
+@dataclass(frozen=True)
+class AgeRanges(NumericRanges):
+    """Exact ages by name (`group_by=age`, a composite source), or requested `[from, to)`
+    ranges as a JSON object (`{"age": [[0, 10], [10, null]]}`)."""
+
+    integral: bool = True
+    by_name = True
+    lowest = 0
 
 
 @dataclass(frozen=True)

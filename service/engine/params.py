@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
+from .analytics import MAX_TOP, Rate, Top, period, previous_filters, rankable
 from .groups import (
     MAX_FILLED_ROWS,
     AdminLevel,
@@ -17,6 +18,7 @@ from .groups import (
     DateBuckets,
     EntryKey,
     Group,
+    NumericRanges,
     WholeEntry,
     parse_zone,
 )
@@ -45,6 +47,14 @@ class QueryParams:
     stats: tuple[str, ...] = ()
     #: Rows counting fewer events than this have their count hidden.
     min_count: int | None = None
+    #: `rate=NAME:VALUE,…`: the share of each row's events having the value (analytics.py).
+    rates: tuple[Rate, ...] = ()
+    #: `distinct=NAME,…`: distinct values of these fields per row.
+    distinct: tuple[str, ...] = ()
+    #: `top=KEY:N`: the N values of a grouped key with most events, the rest merged.
+    top: Top | None = None
+    #: `compare=previous|year`: each row's count in an earlier period.
+    compare: str | None = None
     #: Export only: `ndjson` or `csv`.
     format: str = "ndjson"
     #: Events on a plain page: `page_size`, or the default page size when it is absent.
@@ -64,7 +74,19 @@ class QueryParams:
         return (
             not self.order
             and not self.fill
+            and not self.top
+            and not self.compare
             and all(group.one_row_per_bucket(self.bucket_options) for group in self.groups)
+        )
+
+    @property
+    def pageable_whole(self) -> bool:
+        """Rows computed whole (`top`, `compare`) but in key order: paged by their keys."""
+        return (
+            bool(self.top or self.compare)
+            and not self.order
+            and not self.fill
+            and not any(isinstance(group, NumericRanges) and group.ranges for group in self.groups)
         )
 
 
@@ -108,24 +130,32 @@ class GroupBy(fields.Field):
         return tuple(join_entry_groups(groups))
 
     def valid_names(self) -> list[str]:
-        return sorted(name for name, g in self.dataset.groups.items() if not isinstance(g, AdminLevel))
+        return sorted(name for name, g in self.dataset.groups.items() if by_name(g))
 
     def named(self, name: str) -> Group:
         group = self.dataset.groups.get(name)
-        if group is None or isinstance(group, AdminLevel):
+        if group is None or not by_name(group):
             raise ValidationError(f"Unknown group '{name}'; valid: {', '.join(self.valid_names())}.")
         return group
 
     def from_object(self, key: str, spec) -> Group:
-        age, admin = self.dataset.group_for_age(), self.dataset.group_for_admin_level()
-        if age is not None and key == age.name:
-            return age.with_ranges(parse_ranges(spec, range_ends(self.dataset, age)))
+        ranged, admin = self.dataset.range_groups, self.dataset.group_for_admin_level()
+        if key in ranged:
+            ends = range_ends(self.dataset, ranged[key])
+            return ranged[key].with_ranges(parse_ranges(spec, ends), ends)
         if admin is not None and key == admin.name:
             if isinstance(spec, bool) or not isinstance(spec, int) or not 0 <= spec < admin.depth:
                 raise ValidationError(f"admin_level must be an integer from 0 to {admin.depth - 1}.")
             return admin.at_level(spec)
-        objects = [g.name for g in (age, admin) if g is not None]
+        objects = [*ranged, *([admin.name] if admin is not None else [])]
         raise ValidationError(f"Unknown group object '{key}'; valid: {', '.join(objects)}.")
+
+
+def by_name(group: Group) -> bool:
+    """Whether `group_by=NAME` offers the group (admin levels and ranges are JSON objects)."""
+    if isinstance(group, AdminLevel):
+        return False
+    return not isinstance(group, NumericRanges) or group.by_name
 
 
 def refuse_shared_keys(groups: list[Group]) -> None:
@@ -143,18 +173,24 @@ def refuse_shared_keys(groups: list[Group]) -> None:
             makers[key] = group.name
 
 
-def range_ends(dataset: Dataset, group: Group) -> tuple[int, int]:
-    """The ends a range of the group's field may have: its type's bounds, and one past the
-    largest value for an exclusive `to`."""
-    bounds = dataset.field_map[group.field].type.bounds
+def range_ends(dataset: Dataset, group: NumericRanges) -> tuple[int, int] | None:
+    """The ends a range of an integer field may have: its type's bounds, and one past the
+    largest value for an exclusive `to`; None for a field of any numbers (a delay)."""
+    if not group.integral:
+        return None
+    name = next(name for name, path in dataset.paths.items() if path == group.field)
+    bounds = dataset.field_map[name].type.bounds
     return bounds.min, bounds.max + 1
 
 
-def parse_ranges(spec, ends: tuple[int, int]) -> list[tuple[int | None, int | None]]:
-    """Age buckets: `[0, 10]`, `[21]`, `[null, 5]`, `{"from": 16, "to": 21}`, `{"to": 5}`."""
+def parse_ranges(spec, ends: tuple[int, int] | None) -> list[tuple[float | None, float | None]]:
+    """Ranges: `[0, 10]`, `[21]`, `[null, 5]`, `{"from": 16, "to": 21}`, `{"to": 5}`; ends are
+    integers within `ends` for an integer field (`age`), any finite numbers otherwise."""
     items = [spec] if isinstance(spec, dict) else spec
     if not isinstance(items, list) or not items:
-        raise ValidationError("Age ranges must be a non-empty list.")
+        raise ValidationError("Ranges must be a non-empty list.")
+    number = int if ends is not None else int | float
+    kind = "integers" if ends is not None else "numbers"
     ranges = []
     for item in items:
         if isinstance(item, list) and 1 <= len(item) <= 2:
@@ -162,12 +198,14 @@ def parse_ranges(spec, ends: tuple[int, int]) -> list[tuple[int | None, int | No
         elif isinstance(item, dict) and set(item) <= {"from", "to"}:
             low, high = item.get("from"), item.get("to")
         else:
-            raise ValidationError(f"Not an age range: {item!r}.")
+            raise ValidationError(f"Not a range: {item!r}.")
         for end in (low, high):
-            if end is not None and (isinstance(end, bool) or not isinstance(end, int)):
-                raise ValidationError(f"Age range ends must be integers or null: {item!r}.")
-            if end is not None and not ends[0] <= end <= ends[1]:
-                raise ValidationError(f"Age range ends must be from {ends[0]} to {ends[1]}: {item!r}.")
+            if end is not None and (isinstance(end, bool) or not isinstance(end, number) or end != end):
+                raise ValidationError(f"Range ends must be {kind} or null: {item!r}.")
+            if isinstance(end, float) and end in (float("inf"), float("-inf")):
+                raise ValidationError(f"Range ends must be finite: {item!r}.")
+            if end is not None and ends is not None and not ends[0] <= end <= ends[1]:
+                raise ValidationError(f"Range ends must be from {ends[0]} to {ends[1]}: {item!r}.")
         ranges.append((low, high))
     return ranges
 
@@ -232,10 +270,17 @@ class QuerySchemaBase(Schema):
         stats = tuple(self.check_stats(data.pop("stats", [])))
         if data.get("fill") and not groups:
             raise ValidationError({"fill": ["fill needs group_by."]})
+        analytics = {
+            "rates": self.check_rates(data.pop("rate", [])),
+            "distinct": self.check_distinct(data.pop("distinct", [])),
+            "top": self.check_top(data.pop("top", None), groups),
+            "compare": data.pop("compare", None),
+        }
         common = {key: data.pop(key) for key in COMMON if key in data}
         self.check_calendar(common, groups, data)
         # Filter datetimes without an offset are UTC (docs/api.md §5), whatever `time_zone` says.
-        params = QueryParams(filters=data, groups=groups, order=order, stats=stats, **common)
+        params = QueryParams(filters=data, groups=groups, order=order, stats=stats, **common, **analytics)
+        self.check_compare(params)
         refuse_without_effect(params)
         return replace(params, page_rows=self.page_rows(params))
 
@@ -254,6 +299,81 @@ class QuerySchemaBase(Schema):
                 }
             )
         return rows
+
+    def check_rates(self, items: list[str]) -> tuple[Rate, ...]:
+        """`NAME:VALUE`, NAME a field `rate` may count (registry: `rates=True`)."""
+        valid = self.dataset.rate_groups
+        rates = {}
+        for item in items:
+            name, colon, value = item.partition(":")
+            name, value = name.strip(), value.strip()
+            if name not in valid:
+                raise ValidationError(
+                    {"rate": [f"Cannot count rates of '{name}'; valid: {', '.join(valid)} (as NAME:VALUE)."]}
+                )
+            if not colon or not value:
+                raise ValidationError({"rate": [f"'{item}' needs a value: {name}:VALUE."]})
+            rates.setdefault(f"{name}:{value}", Rate(f"{name}:{value}", name, value))
+        return tuple(rates.values())
+
+    def check_distinct(self, names: list[str]) -> tuple[str, ...]:
+        valid = self.dataset.distinct_fields
+        unknown = [name for name in names if name not in valid]
+        if unknown:
+            raise ValidationError(
+                {"distinct": [f"Cannot count distinct {', '.join(unknown)}; valid: {', '.join(valid)}."]}
+            )
+        return tuple(dict.fromkeys(names))
+
+    def check_top(self, text: str | None, groups) -> Top | None:
+        """`KEY:N`: KEY a row key of a group of values (not dates or ranges), N from 1 to MAX_TOP."""
+        if text is None:
+            return None
+        key, _, size = text.partition(":")
+        key = key.strip()
+        if not groups:
+            raise ValidationError({"top": ["top needs group_by: it keeps the N values of a grouped key."]})
+        found = next((group for group in groups if key in group.keys), None)
+        if found is None:
+            keys = [k for group in groups for k in group.keys]
+            raise ValidationError(
+                {"top": [f"'{key}' is not grouped; top ranks a grouped key: {', '.join(keys)}."]}
+            )
+        if not rankable(found):
+            raise ValidationError(
+                {"top": [f"'{found.name}' groups dates or ranges (their own order): top ranks values."]}
+            )
+        if not size.strip().isdigit() or not 1 <= int(size) <= MAX_TOP:
+            raise ValidationError({"top": [f"Write top as KEY:N, N from 1 to {MAX_TOP} ('{text}')."]})
+        return Top(key, int(size))
+
+    def check_compare(self, params: QueryParams) -> None:
+        """`compare` needs the period bounded at both ends on the main time, and no date group
+        (whose rows could never meet those of another period)."""
+        if not params.compare:
+            return
+        field = self.dataset.time_field
+        low, high = period(self.dataset, params.filters)
+        if low is None or high is None:
+            named = [name for name, flt in self.dataset.filters.items() if flt.field == field]
+            bounds = ", ".join(f"`{name}`" for name in named)
+            raise ValidationError(
+                {"compare": [f"compare needs the period bounded at both ends on {field} ({bounds})."]}
+            )
+        if any(isinstance(group, DateBuckets) for group in params.groups):
+            raise ValidationError(
+                {
+                    "compare": [
+                        "compare matches rows by their keys: a date group's never meet another period's."
+                    ]
+                }
+            )
+        if low > high:
+            raise ValidationError({"compare": ["The period is empty: its start is after its end."]})
+        try:
+            previous_filters(self.dataset, params.filters, params.compare)
+        except (ValueError, OverflowError) as exc:
+            raise ValidationError({"compare": ["The compared period would begin before year 1."]}) from exc
 
     def check_calendar(self, common: dict, groups, filters: dict) -> None:
         """`time_zone` labels date groups, `week_start` makes weeks: given where there is none,
@@ -316,7 +436,12 @@ def refuse_without_effect(params: QueryParams) -> None:
             "order_by": params.order,
             "offset": params.offset,
             "fill": params.fill,
-            "stats": params.grouped and params.stats,  # without group_by: the whole answer's
+            # Without group_by these describe the whole answer, beside the count.
+            "stats": params.grouped and params.stats,
+            "rate": params.grouped and params.rates,
+            "distinct": params.grouped and params.distinct,
+            "top": params.top,
+            "compare": params.grouped and params.compare,
         }
         refused |= {name: f"{COUNT_ONLY}: no rows for {name}." for name, given in moot.items() if given}
     if params.fill and len(params.groups) == 1 and not can_add_rows(params.groups[0]):
@@ -391,20 +516,61 @@ def query_schema(dataset: Dataset, default_page_size: int = 50, max_page_size: i
                 "that would give one away (small-count suppression)"
             },
         ),
+        **analytics_fields(dataset),
     )
     name = f"{dataset.name.capitalize()}QuerySchema"
     limits = {"default_page_size": default_page_size, "max_page_size": max_page_size}
     return type(name, (QuerySchemaBase,), {**declared, "dataset": dataset, **limits})
 
 
+def analytics_fields(dataset: Dataset) -> dict:
+    """`rate`, `distinct`, `top` and `compare` (engine/analytics.py), documented from the registry."""
+    time_bounds = ", ".join(
+        f"`{name}`" for name, flt in dataset.filters.items() if flt.field == dataset.time_field
+    )
+    return {
+        "rate": NameList(
+            metadata={
+                "description": "`NAME:VALUE`, comma-separated: each row's share of events having the value, "
+                "with its 95 % Wilson interval (`rate.NAME:VALUE`: numerator, denominator, value, ci95); "
+                f"NAME one of {', '.join(f'`{n}`' for n in dataset.rate_groups)}"
+            }
+        ),
+        "distinct": NameList(
+            metadata={
+                "description": "fields whose distinct values to count per row (`distinct.NAME`: count, "
+                "exact; exact up to 1,000 values, an estimate past them): "
+                + ", ".join(f"`{n}`" for n in dataset.distinct_fields)
+            }
+        ),
+        "top": fields.String(
+            metadata={
+                "description": "`KEY:N` (a grouped key, N ≤ 1000): keep the N values with most events, "
+                'merge the others into rows keyed `{"other": K}` (K values merged)'
+            }
+        ),
+        "compare": fields.String(
+            validate=validate.OneOf(["previous", "year"]),
+            metadata={
+                "description": "each row's count in the equal-length period just before (`previous`) or a "
+                f'year earlier (`year`): `"previous": {{"count"}}` and `"change"`; needs {time_bounds} '
+                "bounding both ends, no date group"
+            },
+        ),
+    }
+
+
 def group_by_schema(dataset: Dataset) -> dict:
-    """OpenAPI schema of `group_by`: names, and in JSON the objects of age ranges and admin
-    levels, with the ranges their integers may take."""
+    """OpenAPI schema of `group_by`: names, and in JSON the objects of ranges (with the ends
+    an integer field's ranges may take) and admin levels."""
     objects = []
-    age, admin = dataset.group_for_age(), dataset.group_for_admin_level()
-    if age is not None:
-        low, high = range_ends(dataset, age)
-        end = {"type": "integer", "minimum": low, "maximum": high, "nullable": True}
+    admin = dataset.group_for_admin_level()
+    for ranged in dataset.range_groups.values():
+        ends = range_ends(dataset, ranged)
+        if ends is None:
+            end = {"type": "number", "nullable": True}
+        else:
+            end = {"type": "integer", "minimum": ends[0], "maximum": ends[1], "nullable": True}
         one = {
             "anyOf": [
                 {"type": "array", "items": end, "minItems": 1, "maxItems": 2},
@@ -412,7 +578,7 @@ def group_by_schema(dataset: Dataset) -> dict:
             ]
         }
         ranges = {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
-        objects.append({"type": "object", "properties": {age.name: ranges}, "additionalProperties": False})
+        objects.append({"type": "object", "properties": {ranged.name: ranges}, "additionalProperties": False})
     if admin is not None:
         level = {"type": "integer", "minimum": 0, "maximum": admin.depth - 1}
         objects.append({"type": "object", "properties": {admin.name: level}, "additionalProperties": False})

@@ -17,7 +17,7 @@ from functools import cached_property
 from .dates import from_iso
 from .fields import FieldType, Nested, StoredObject
 from .filters import Filter
-from .groups import AdminLevel, AgeRanges, DateBuckets, Group
+from .groups import AdminLevel, AgeRanges, DateBuckets, EntryKey, Group, NumericRanges, Terms
 
 SORTABLE_TYPES = ("keyword", "long", "integer", "double", "date")
 
@@ -35,6 +35,14 @@ class Field:
     server_side: bool = False
     #: A numeric field `stats=` may summarise.
     stats: bool = False
+    #: `rate=NAME:VALUE` may count events having a value of this field (keyword fields and the
+    #: keys of nested entries); NAME is the field's group name (`device`, `result`).
+    rates: bool = False
+    #: `distinct=NAME` may count this field's distinct values; NAME is its group name.
+    distinct: bool = False
+    #: A value the service computes from the stored event (`Dataset.derived_fields`): kept
+    #: under `derived.<name>`, never sent by clients nor returned.
+    compute: Callable[[dict], object] | None = None
     #: A time read off the client's clock: corrected on ingest when the client sends `sent_at`.
     client_clock: bool = False
     doc: str = ""
@@ -42,6 +50,11 @@ class Field:
     @property
     def sortable(self) -> bool:
         return self.type.es_type in SORTABLE_TYPES and not self.pii
+
+    @property
+    def path(self) -> str:
+        """Where Elasticsearch holds the field: derived fields live under `derived`."""
+        return f"derived.{self.name}" if self.compute else self.name
 
 
 #: Where the service keeps the client's own times when it corrects them for clock skew.
@@ -119,6 +132,9 @@ class Dataset:
     receipt_field: str = ""
     #: When ids encode their creation time: id → that time, so a get by id knows its index.
     time_of_id: Callable[[object], datetime] | None = None
+    #: Numbers the service computes at ingest from each event (`Field.compute`), stored under
+    #: `derived` (never returned, never sent by clients), usable in `stats=` and range groups.
+    derived_fields: tuple[Field, ...] = ()
     doc: str = ""
     #: Its HTTP endpoints; by default under `/<name>/events`.
     endpoints: Endpoints | None = None
@@ -145,9 +161,9 @@ class Dataset:
     @cached_property
     def groups(self) -> dict[str, Group]:
         bound = {}
-        for f in self.fields:
+        for f in (*self.fields, *self.derived_fields):
             for group in f.groups:
-                bound[group.name] = group.bind(f.name)
+                bound[group.name] = group.bind(f.path)
         for group in self.extra_groups:
             bound[group.name] = group
         return bound
@@ -167,7 +183,38 @@ class Dataset:
 
     @property
     def stats_fields(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields if f.stats)
+        return tuple(f.name for f in (*self.fields, *self.derived_fields) if f.stats)
+
+    @cached_property
+    def paths(self) -> dict[str, str]:
+        """Field name → where Elasticsearch holds it (`derived.report_delay_hours`)."""
+        return {f.name: f.path for f in (*self.fields, *self.derived_fields)}
+
+    @cached_property
+    def rate_groups(self) -> dict[str, Group]:
+        """Names `rate=NAME:VALUE` accepts → the grouping of the field it counts values of."""
+        return {
+            group.name: self.groups[group.name]
+            for f in self.fields
+            if f.rates
+            for group in f.groups
+            if isinstance(group, Terms | EntryKey)
+        }
+
+    @cached_property
+    def distinct_fields(self) -> dict[str, str]:
+        """Names `distinct=NAME` accepts (a field's group name, else its own) → its path."""
+        found = {}
+        for f in self.fields:
+            if f.distinct:
+                name = next((g.name for g in f.groups if isinstance(g, Terms)), f.name)
+                found[name] = f.path
+        return found
+
+    @cached_property
+    def range_groups(self) -> dict[str, NumericRanges]:
+        """Groupings by ranges of a numeric field, given as JSON objects (`{"age": [[0, 10]]}`)."""
+        return {name: g for name, g in self.groups.items() if isinstance(g, NumericRanges)}
 
     @property
     def pii_fields(self) -> tuple[str, ...]:
@@ -183,7 +230,7 @@ class Dataset:
 
     @cached_property
     def derived_mapping(self) -> dict:
-        mapping = {}
+        mapping = {f.name: f.type.mapping() for f in self.derived_fields}
         for group in self.groups.values():
             mapping.update(group.derived_mapping())
         return mapping
@@ -197,6 +244,10 @@ class Dataset:
         derived = {}
         for group in self.deriving_groups:
             derived.update(group.derive(event))
+        for f in self.derived_fields:
+            value = f.compute(event)
+            if value is not None:
+                derived[f.name] = value
         return derived
 
     def to_document(self, event: dict) -> dict:

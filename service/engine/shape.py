@@ -9,6 +9,7 @@ import json
 import math
 from operator import getitem
 
+from . import analytics
 from .dates import LAST_MS, epoch_ms, from_iso
 from .filters import Bound, DatePrefix, prefix_bounds
 from .groups import MAX_FILLED_ROWS, ParameterError
@@ -45,6 +46,7 @@ def add_buckets(params: QueryParams, buckets: list[dict], acc: dict) -> dict:
     and so do their statistics.
     """
     options = params.bucket_options
+    names = row_names(params)
     nested = [(i, g) for i, g in enumerate(params.groups) if g.bucket_aggregation(options) is not None]
     sources = [(i, g, f"g{i}") for i, g in enumerate(params.groups) if (i, g) not in nested]
     # Many buckets share a value (a week, a gender): each value is formatted once.
@@ -61,7 +63,7 @@ def add_buckets(params: QueryParams, buckets: list[dict], acc: dict) -> dict:
             for i, values in chosen:
                 parts[i] = [values]
             for combination in itertools.product(*parts):
-                _add_row(acc, sum(combination, ()), leaf, params.stats)
+                _add_row(acc, sum(combination, ()), leaf, params, names)
     return acc
 
 
@@ -83,13 +85,15 @@ def _leaves(bucket: dict, nested: list, chosen: tuple, formatted: dict):
             yield from _leaves(sub, rest, (*chosen, (i, values)), formatted)
 
 
-def _add_row(acc: dict, key: tuple, bucket: dict, stats: tuple) -> None:
+def _add_row(acc: dict, key: tuple, bucket: dict, params: QueryParams, names: tuple) -> None:
     entry = acc.get(key)
     if entry is None:
         entry = acc[key] = {"count": 0, "stats": {}}
     entry["count"] += bucket["doc_count"]
-    for name in stats:
+    for name in params.stats:
         entry["stats"][name] = merge_stats(entry["stats"].get(name), read_stats(bucket, name))
+    if params.rates or params.distinct:
+        analytics.fold(entry, dict(zip(names, key, strict=True)), bucket, params)
 
 
 def read_stats(aggregations: dict, name: str) -> dict:
@@ -146,19 +150,23 @@ def rows(params: QueryParams, acc: dict, bounds: dict | None = None) -> list[dic
         else:
             at = names.index(name)
             entries.sort(key=lambda item, at=at: sort_keys[at][item[0][at]], reverse=descending)
-    # Age ranges are tuples in keys (hashable) and lists in rows.
+    # Ranges are tuples in keys (hashable) and lists in rows; merged values `{"other": K}`.
     listed = [
-        name for name, column in zip(names, columns, strict=True) if any(type(v) is tuple for v in column)
+        name
+        for name, column in zip(names, columns, strict=True)
+        if any(type(v) is tuple or type(v) is analytics.Other for v in column)
     ]
+    extras = params.rates or params.distinct or params.compare
     result = []
     for key, entry in entries:
         row = dict(zip(names, key, strict=True))
         for name in listed:
-            if row[name] is not None:
-                row[name] = list(row[name])
+            row[name] = analytics.json_value(row[name])
         row["count"] = entry["count"]
         if params.stats:
             row["stats"] = {name: entry["stats"].get(name) for name in params.stats}
+        if extras:
+            analytics.decorate(row, entry, params)
         result.append(row)
     return result
 
@@ -213,9 +221,16 @@ def date_bounds(dataset: Dataset, params: QueryParams) -> dict:
 
 def fingerprint(dataset: Dataset, params: QueryParams) -> str:
     """Identifies a query (filters, order, groups), so a cursor is only used with its own query."""
-    text = repr(
-        (dataset.name, sorted(params.filters.items()), params.order, params.groups, params.bucket_options)
+    identity = (
+        dataset.name,
+        sorted(params.filters.items()),
+        params.order,
+        params.groups,
+        params.bucket_options,
     )
+    if params.top or params.compare:  # rows computed whole: other rows than the plain query's
+        identity += (params.top, params.compare)
+    text = repr(identity)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

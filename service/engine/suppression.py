@@ -6,7 +6,8 @@ of one cursor walk. Statistical agencies keep it by complementary suppression: b
 small rows (primary), hide the rows and totals that would give them away. Here:
 
 - A row of 1 to k-1 events is hidden (`"count": null, "suppressed": true`).
-- Among age-range rows alike but for their range (a family), a row sharing ages that may hold
+- Among range rows (`age`, and any numeric field grouped by ranges: reporting delays) alike
+  but for their range (a family), a row sharing values (ages) that may hold
   events with a hidden row, directly or through other such rows, is hidden too, whatever its
   count: shown, overlapping ranges would pin a hidden one ([0, 20] and [0, 10] shown give
   [10, 20] away), or bound it exactly together with the knowledge that a hidden row holds 1 to
@@ -26,15 +27,16 @@ import bisect
 import itertools
 import math
 
-from .groups import AgeRanges
+from .groups import NumericRanges
 from .params import QueryParams
 
 
-def suppress_answer(result: dict, min_count: int, params: QueryParams) -> dict:
-    """The answer as a request (or token) with `min_count` k may see it."""
+def suppress_answer(result: dict, min_count: int, params: QueryParams, also_hidden=None) -> dict:
+    """The answer as a request (or token) with `min_count` k may see it; `also_hidden(row)`
+    names further rows to hide whatever their count (engine/analytics.py: `top`'s merged rows)."""
     listing = params.grouped and params.page_size != 0
     if listing:
-        rows, summary = suppress(result["events"], min_count, params)
+        rows, summary = suppress(result["events"], min_count, params, also_hidden)
     else:
         rows, summary = result["events"], summary_of(min_count, 0)
     whole = not params.cursor and not result.get("next_cursor")
@@ -46,12 +48,14 @@ def suppress_answer(result: dict, min_count: int, params: QueryParams) -> dict:
 
 
 def suppress(
-    result_rows: list[dict], min_count: int, params: QueryParams | None = None
+    result_rows: list[dict], min_count: int, params: QueryParams | None = None, also_hidden=None
 ) -> tuple[list[dict], dict]:
     """(rows, summary): small rows hidden, the rows that would give them away hidden too, and
     statistics withheld where they would publish a small count. Never mutates a row (shaped
     rows are cached)."""
     hidden = {i for i, row in enumerate(result_rows) if small(row["count"], min_count)}
+    if also_hidden is not None:
+        hidden |= {i for i, row in enumerate(result_rows) if also_hidden(row)}
     if hidden and params is not None:
         hidden |= overlapping(result_rows, hidden, params)
     rows = [
@@ -130,8 +134,8 @@ def frozen(value):
 
 
 def overlapping(result_rows: list[dict], hidden: set[int], params: QueryParams) -> set[int]:
-    """Rows to hide besides `hidden`: age-range rows linked to a hidden row of their family."""
-    ranged = next((g for g in params.groups if isinstance(g, AgeRanges) and g.ranges), None)
+    """Rows to hide besides `hidden`: range rows linked to a hidden row of their family."""
+    ranged = next((g for g in params.groups if isinstance(g, NumericRanges) and g.ranges), None)
     if ranged is None:
         return set()
     others = [key for group in params.groups for key in group.keys if key != ranged.key]
@@ -145,12 +149,14 @@ def overlapping(result_rows: list[dict], hidden: set[int], params: QueryParams) 
     return linked
 
 
-def linked_rows(result_rows: list[dict], members: list[int], hidden: set[int], ranged: AgeRanges) -> set[int]:
+def linked_rows(
+    result_rows: list[dict], members: list[int], hidden: set[int], ranged: NumericRanges
+) -> set[int]:
     """The family's rows connected to a hidden one by sharing ages not known to be empty."""
     counted = [i for i in members if result_rows[i]["count"]]
     present = {tuple(result_rows[i][ranged.key]) for i in counted}
     empty = [bounds for bounds in ranged.ranges if bounds not in present]
-    spans = atom_spans([tuple(result_rows[i][ranged.key]) for i in counted], empty)
+    spans = atom_spans([tuple(result_rows[i][ranged.key]) for i in counted], empty, ranged.lowest)
     linked: set[int] = set()
     for component in components(list(zip(counted, spans, strict=True))):
         if hidden.intersection(component):
@@ -158,13 +164,13 @@ def linked_rows(result_rows: list[dict], members: list[int], hidden: set[int], r
     return linked
 
 
-def atom_spans(ranges: list[tuple], empty: list[tuple]) -> list[tuple[int, int] | None]:
+def atom_spans(ranges: list[tuple], empty: list[tuple], lowest: float = 0) -> list[tuple[int, int] | None]:
     """Each range as (first, last) of the atoms it covers, numbering only atoms outside every
-    empty range (atoms: the pieces all ranges' ends cut ages 0.. into); None if it covers
-    none. Dropping the empty atoms keeps each span contiguous, so spans overlap exactly when
-    their ranges share ages that may hold events."""
-    ends = [interval(bounds) for bounds in [*ranges, *empty]]
-    cuts = sorted({0} | {end for pair in ends for end in pair if end != math.inf})
+    empty range (atoms: the pieces all ranges' ends cut the values from `lowest` on into: ages
+    0.., delays any number); None if it covers none. Dropping the empty atoms keeps each span
+    contiguous, so spans overlap exactly when their ranges share values that may hold events."""
+    ends = [interval(bounds, lowest) for bounds in [*ranges, *empty]]
+    cuts = sorted({lowest} | {end for pair in ends for end in pair if end != math.inf})
 
     def atoms(pair):  # the atoms [first, stop) of an interval (both ends are cuts)
         low, high = pair
@@ -187,10 +193,10 @@ def atom_spans(ranges: list[tuple], empty: list[tuple]) -> list[tuple[int, int] 
     return spans
 
 
-def interval(bounds: tuple) -> tuple:
-    """A range's ages as [low, high): ages are integers from 0; a missing end is open."""
+def interval(bounds: tuple, lowest: float = 0) -> tuple:
+    """A range's values as [low, high): from `lowest` on (ages from 0); a missing end is open."""
     low, high = bounds
-    low = max(low or 0, 0)
+    low = lowest if low is None else max(low, lowest)
     high = math.inf if high is None else max(high, low)
     return low, high
 

@@ -5,12 +5,17 @@ No I/O here, so every rule is unit tested in milliseconds (tests/unit/test_trans
 
 from __future__ import annotations
 
+from . import analytics
 from .filters import any_of
 from .params import QueryParams
 from .registry import Dataset
 
 #: Buckets fetched per composite page: large pages mean few round trips for big groupings.
 COMPOSITE_PAGE = 5000
+#: Buckets one search may make, all levels counted: under Elasticsearch's `search.max_buckets`
+#: (65,536 by default), so sub-buckets (ranges, top values, rates, distinct values) shrink the
+#: composite page instead of failing the search.
+BUCKET_BUDGET = 60_000
 #: What shaping reads of a grouped answer: Elasticsearch writes, and we parse, nothing else.
 GROUP_FILTER_PATH = "hits.total,aggregations.groups"
 
@@ -59,21 +64,44 @@ def sort_clause(dataset: Dataset, order) -> list[dict]:
 PERCENTS = (25, 50, 75, 90, 95)
 
 
-def stats_aggs(fields) -> dict:
+def stats_aggs(dataset: Dataset, fields) -> dict:
     """min/max/avg/sum/count (exact) and percentiles (TDigest estimates) of each field."""
     aggs = {}
     for name in fields:
-        aggs[f"stats:{name}"] = {"stats": {"field": name}}
-        aggs[f"percentiles:{name}"] = {"percentiles": {"field": name, "percents": list(PERCENTS)}}
+        path = dataset.paths[name]
+        aggs[f"stats:{name}"] = {"stats": {"field": path}}
+        aggs[f"percentiles:{name}"] = {"percentiles": {"field": path, "percents": list(PERCENTS)}}
     return aggs
+
+
+def row_aggs(dataset: Dataset, params: QueryParams) -> dict:
+    """What each row (or, without group_by, the whole answer) computes besides its count."""
+    return stats_aggs(dataset, params.stats) | analytics.row_aggregations(dataset, params)
+
+
+def composite_size(params: QueryParams) -> int:
+    """Composite buckets per search within `BUCKET_BUDGET`, given the buckets under each."""
+    leaf = 1
+    for rate in params.rates:
+        leaf += 1 + (len(rate.partners or ()) + 1 if rate.partner_key else 0)
+    leaf += len(params.distinct) * (analytics.DISTINCT_EXACT_LIMIT + 2)
+    options = params.bucket_options
+    per_bucket = 1
+    for group in params.groups:
+        nested = group.bucket_aggregation(options)
+        if nested is not None:
+            kind = next(iter(nested))
+            per_bucket *= len(nested[kind]["ranges" if kind == "range" else "filters"]) + 1
+    return max(1, min(COMPOSITE_PAGE, BUCKET_BUDGET // (per_bucket * leaf + 1)))
 
 
 def search_body(
     dataset: Dataset, params: QueryParams, page_size: int, institutions=(), search_after=None
 ) -> dict:
     body = {"query": filter_query(dataset, params.filters, institutions), "track_total_hits": True}
-    if params.stats:
-        body["aggs"] = stats_aggs(params.stats)
+    aggs = row_aggs(dataset, params)
+    if aggs:
+        body["aggs"] = aggs
     if page_size == 0:
         return {**body, "size": 0}
     body.update(size=page_size, sort=sort_clause(dataset, params.order))
@@ -94,7 +122,7 @@ def group_body(
     The events are counted on the first page only, unless `count` says otherwise.
     """
     options = params.bucket_options
-    inner = stats_aggs(params.stats) if params.stats else {}
+    inner = row_aggs(dataset, params)
     sources = []
     for i, group in reversed(list(enumerate(params.groups))):
         nested = group.bucket_aggregation(options)

@@ -9,7 +9,7 @@ change here: only filters and `group_by` get controls of their own.
 from __future__ import annotations
 
 from ..datasets import DATASETS
-from ..engine.groups import AdminLevel, AgeRanges, DateBuckets, Group
+from ..engine.groups import AdminLevel, AgeRanges, DateBuckets, Group, NumericRanges
 from ..engine.registry import Dataset
 
 #: Parameters the explorer builds itself (from its grouping rows), not offered as options.
@@ -64,6 +64,8 @@ def describe_group(group: Group) -> dict:
         return {**item, "kind": "date", "interval": group.interval}
     if isinstance(group, AgeRanges):  # by name: exact ages; as a JSON object: ranges
         return {**item, "kind": "age"}
+    if isinstance(group, NumericRanges):  # only as a JSON object: ranges (reporting delays)
+        return {**item, "kind": "ranges"}
     if isinstance(group, AdminLevel):  # only as a JSON object: {"admin_level": N}
         return {**item, "kind": "admin_level", "depth": group.depth}
     return {**item, "kind": "terms"}

@@ -28,12 +28,26 @@ def test_every_filter_is_in_readme_and_openapi(dataset, spec):
         assert f"`{name}`" in README, name
         assert name in documented, name
     common = {"page_size", "offset", "order_by", "group_by", "time_zone", "cursor"}
-    extras = {"fill", "stats", "min_count", "week_start"}
+    extras = {"fill", "stats", "min_count", "week_start", "rate", "distinct", "top", "compare"}
     assert common | extras <= documented
     for name in extras:
         assert f"`{name}" in README, name
     export = {p["name"] for p in spec["paths"][dataset.http.export]["get"]["parameters"]}
     assert set(dataset.filters) | {"format", "order_by"} <= export
+
+
+@pytest.mark.parametrize("dataset", DATASETS.values(), ids=DATASETS)
+def test_what_each_field_allows_is_in_readme(dataset):
+    """The registry's rate, distinct, stats and range fields, each named in README."""
+    for name in [
+        *dataset.rate_groups,
+        *dataset.distinct_fields,
+        *dataset.stats_fields,
+        *dataset.range_groups,
+    ]:
+        assert f"`{name}`" in README, name
+    for header in ("X-Rate", "X-Distinct", "X-Compare"):
+        assert f"`{header}`" in README, header
 
 
 @pytest.mark.parametrize("dataset", DATASETS.values(), ids=DATASETS)

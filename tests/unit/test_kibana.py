@@ -76,3 +76,10 @@ def flatten(properties: dict, parent: str = "") -> dict[str, dict]:
         flat[f"{parent}{name}"] = spec
         flat.update(flatten(spec.get("properties", {}), f"{parent}{name}."))
     return flat
+
+
+@pytest.mark.parametrize("dataset", DATASETS.values(), ids=DATASETS)
+def test_the_reporting_delay_is_charted(dataset):
+    """Each derived delay is on its dataset's dashboard (an aggregatable double, as above)."""
+    named = {c["sourceField"] for o in objects(dataset.name) if o["type"] == "lens" for c in lens_columns(o)}
+    assert {f.path for f in dataset.derived_fields} <= named

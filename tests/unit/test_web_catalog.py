@@ -40,6 +40,8 @@ def test_every_dataset_with_its_endpoints_filters_groups_and_options(spec):
     kinds = {g["name"]: g["kind"] for g in found["cdx"]["groups"]}
     assert kinds["day(start_time)"] == "date" and kinds["gender"] == "terms"
     assert kinds["age"] == "age" and kinds["admin_level"] == "admin_level"
+    assert kinds["report_delay_hours"] == "ranges"  # only as a JSON object
+    assert {"rate", "distinct", "top", "compare"} <= {o["name"] for o in found["cdx"]["options"]}
     fill = next(o for o in found["cdx"]["options"] if o["name"] == "fill")
     assert fill["enum"] == ["zero"]
 

@@ -8,7 +8,8 @@
   var state = { datasets: [], dataset: null, chart: null, result: null, chartRows: null };
 
   // Keys of a row that are not grouping keys.
-  var NOT_KEYS = { count: true, stats: true, suppressed: true };
+  // Row members that are figures, not keys (rate, distinct, previous and change: analytics).
+  var NOT_KEYS = { count: true, stats: true, suppressed: true, rate: true, distinct: true, previous: true, change: true };
   // Options shown first, in this order; any other parameter the GET operation documents follows.
   var OPTION_ORDER = ["time_zone", "week_start", "fill", "stats", "min_count", "rate"];
   // Options with a control of their own; every other one gets a generic control from its schema
@@ -79,12 +80,14 @@
     var dataset = state.dataset;
     var byKind = function (kind) { return dataset.groups.filter(function (g) { return g.kind === kind; }); };
     var values = byKind("terms").concat(byKind("age"));
+    // Numeric fields grouped by ranges: age (also by value) and those only by ranges (delays).
+    var ranged = byKind("age").concat(byKind("ranges"));
     var select = element("select", { class: "group-name", "aria-label": "grouping" }, [
       element("optgroup", { label: "values" }, values.map(function (g) { return option(g.name, g.name, g.doc); })),
       element("optgroup", { label: "dates" }, byKind("date").map(function (g) { return option(g.name, g.name, g.doc); })),
-      dataset.json_query && (byKind("age").length || byKind("admin_level").length)
+      dataset.json_query && (ranged.length || byKind("admin_level").length)
         ? element("optgroup", { label: "ranges and levels" },
-          byKind("age").map(function (g) { return option("ranges:" + g.name, g.name + " ranges…"); })
+          ranged.map(function (g) { return option("ranges:" + g.name, g.name + " ranges…"); })
             .concat(byKind("admin_level").map(function (g) { return option("level:" + g.name, g.name + "…"); })))
         : null,
     ]);
@@ -159,10 +162,10 @@
   function parseRanges(text) {
     var ranges = text.split(",").map(function (s) { return s.trim(); }).filter(Boolean).map(function (part) {
       var found = /^(\d*)\s*-\s*(\d*)$/.exec(part);
-      if (!found || (found[1] === "" && found[2] === "")) throw new Error("Not an age range: '" + part + "' (write 0-10, 10-20, 20-).");
+      if (!found || (found[1] === "" && found[2] === "")) throw new Error("Not a range: '" + part + "' (write 0-10, 10-20, 20-).");
       return [found[1] === "" ? null : Number(found[1]), found[2] === "" ? null : Number(found[2])];
     });
-    if (!ranges.length) throw new Error("Give the age ranges, e.g. 0-10, 10-20, 20-.");
+    if (!ranges.length) throw new Error("Give the ranges, e.g. 0-10, 10-20, 20-.");
     return ranges;
   }
 
