@@ -10,7 +10,6 @@ import orjson
 from marshmallow import RAISE, Schema, ValidationError
 
 from ..engine.fields import (
-    MAX_DEPTH,
     Date,
     FieldType,
     Identifier,
@@ -64,9 +63,13 @@ def _keyword(kind: Keyword):
     return Annotated[str, msgspec.Meta(max_length=kind.max_length)]
 
 
+#: A stored object's values, when the decoder reads them: flat (nothing the decoder accepts
+#: nests, so no depth check is needed), integers within int64 (past them orjson may read a
+#: float where msgspec keeps the int: such objects, and nested ones, ask orjson).
+FLAT_VALUE = str | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | float | bool | None
+
 #: Field type → the msgspec type of its plainly valid values, by exact type (a subclass may
-#: validate differently: it gets no fast form until it is listed here). StoredObject values are
-#: kept raw and read by orjson itself, so they are exactly what the schema path would store.
+#: validate differently: it gets no fast form until it is listed here).
 FAST_TYPES = {
     Keyword: _keyword,
     Identifier: lambda kind: Annotated[str, msgspec.Meta(min_length=1, max_length=PLAIN_ID_CHARS)],
@@ -76,7 +79,7 @@ FAST_TYPES = {
     LongList: lambda kind: list[_integer(kind)],
     Date: lambda kind: Annotated[str, msgspec.Meta(pattern=PLAIN_DATE)],
     StoredText: lambda kind: str,
-    StoredObject: lambda kind: msgspec.Raw,
+    StoredObject: lambda kind: dict[str, FLAT_VALUE],
     Nested: lambda kind: list[
         msgspec.defstruct(
             "Entry",
@@ -86,11 +89,6 @@ FAST_TYPES = {
         )
     ],
 }
-
-
-def _read_raw(raw: msgspec.Raw):
-    """A value msgspec kept as its JSON text, read by orjson (as the schema path reads it)."""
-    return orjson.loads(memoryview(raw))
 
 
 def fast_type(kind: FieldType):
@@ -115,10 +113,6 @@ class EventLoader:
         self.required = tuple(name for name, f in fields.items() if f.required)
         #: Field name → its type's check, looked up once per value (this runs for every event).
         self.accepts = {name: f.type.accepts for name, f in fields.items()}
-        #: (name, required) of the fields msgspec keeps as raw JSON texts.
-        self.raw_objects = tuple(
-            (name, f.required) for name, f in fields.items() if fast_type(f.type) is msgspec.Raw
-        )
         self.decoder = self._decoder(fields)
 
     def _decoder(self, fields) -> msgspec.json.Decoder:
@@ -129,13 +123,12 @@ class EventLoader:
             kind = fast_type(f.type)
             if kind is None:
                 continue
-            if kind is msgspec.Raw:  # any JSON value: orjson reads it, `decode` checks it
-                members.append((name, kind, msgspec.UNSET))
-            elif f.required:
+            if f.required:
                 members.append((name, kind))
             else:
                 members.append((name, kind | None | msgspec.UnsetType, msgspec.UNSET))
-        struct = msgspec.defstruct("PlainEvent", members, forbid_unknown_fields=True, kw_only=True)
+        # gc=False: its instances hold no cycles and live only until `to_builtins` has read them.
+        struct = msgspec.defstruct("PlainEvent", members, forbid_unknown_fields=True, kw_only=True, gc=False)
         return msgspec.json.Decoder(struct)
 
     def load(self, item: dict) -> dict:
@@ -144,18 +137,10 @@ class EventLoader:
     def decode(self, text: bytes) -> dict | None:
         """The event of a JSON text if msgspec finds it plainly valid, else None (ask orjson
         and the schema). Exactly what `load(orjson.loads(text))` would return."""
-        # No container inside can nest deeper than there are brackets in the whole text.
-        if text.count(b"{") + text.count(b"[") > MAX_DEPTH:
-            return None
         try:
-            event = msgspec.to_builtins(self.decoder.decode(text), enc_hook=_read_raw)
+            return msgspec.to_builtins(self.decoder.decode(text))
         except (msgspec.ValidationError, msgspec.DecodeError):
             return None
-        for name, required in self.raw_objects:
-            value = event.get(name, event)
-            if type(value) is not dict and value is not event and (value is not None or required):
-                return None
-        return event
 
     def plainly_valid(self, item: dict) -> bool:
         for name in self.required:

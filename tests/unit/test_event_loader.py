@@ -134,6 +134,9 @@ def test_one_pass_decoder_accepts_only_what_the_schema_keeps(dataset, item):
     "text",
     [
         b'{"pii": {"a": 123456789012345678901234567890}}',  # orjson reads it as a float
+        b'{"custom_fields": {"a": 18446744073709551615, "b": -9223372036854775809}}',
+        b'{"custom_fields": {"a": 9223372036854775807, "b": 1.5, "c": true, "d": null, "e": "x"}}',
+        b'{"custom_fields": {"a": {"b": [1]}}}',
         b'{"start_time": "2024-01-01\\n"}',
         b'{"start_time": "2024-02-29T00:00:00Z"}',
         b'{"start_time": "2023-02-29T00:00:00Z"}',
