@@ -343,14 +343,21 @@ class EntryKey(Group):
     def derive(self, event: dict) -> dict:
         # An event without entries gets ABSENT too, so its null row is the same bucket as an
         # entry lacking the key (and sorts first, as composite missing buckets do).
-        entries = event.get(self.field) or [{}]
+        entries = event.get(self.field) or ({},)
         name, keys = self.name, self.entry_keys
-        derived = {f"{self.field}_{name}": sorted({entry.get(name, ABSENT) for entry in entries})}
+        derived = {self._derived_names[0]: sorted({entry.get(name, ABSENT) for entry in entries})}
         if name == keys[0]:  # the whole-entry keyword is made once, by the first key
-            derived[f"{self.field}_entry"] = sorted(
-                {JOINER.join([entry.get(key, ABSENT) for key in keys]) for entry in entries}
-            )
+            if len(keys) == 2:  # the usual pair (condition, result): no list per entry
+                first, second = keys
+                whole = {entry.get(first, ABSENT) + JOINER + entry.get(second, ABSENT) for entry in entries}
+            else:
+                whole = {JOINER.join([entry.get(key, ABSENT) for key in keys]) for entry in entries}
+            derived[self._derived_names[1]] = sorted(whole)
         return derived
+
+    @cached_property
+    def _derived_names(self) -> tuple[str, str]:
+        return f"{self.field}_{self.name}", f"{self.field}_entry"
 
 
 @dataclass(frozen=True)
