@@ -31,6 +31,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch-events", type=int, default=60_000, help="measured batch events per side")
     parser.add_argument("--batch-rounds", type=int, default=6)
     parser.add_argument("--batch-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--other-batch-events",
+        type=int,
+        default=20_000,
+        help="measured events per side of each other batch phase (one sender, one month; one plain index)",
+    )
     parser.add_argument("--single-events", type=int, default=6_000, help="single POSTs per side")
     parser.add_argument("--single-rounds", type=int, default=4)
     parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive clients")
@@ -42,6 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.batch_events, args.single_events, args.query_runs = "20000", 8_000, 1_000, 10
+        args.other_batch_events = 3_000
     args.sizes = [int(size) for size in args.sizes.split(",")]
     args.load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     return args
@@ -103,29 +110,56 @@ def bench_token(es_url: str) -> str:
     return app.extensions["tokens"].create("bench", ["ingest", "query"])[1]
 
 
+#: Batch phases besides the main one: (name, concurrency or None for --batch-concurrency,
+#: events all in one month, the direct side writing one plain index).
+OTHER_BATCHES = (
+    ("batch ingest, 1 sender, one month", 1, True, False),
+    ("batch ingest, direct into one plain index", None, False, True),
+)
+MAIN_BATCH = "batch ingest, backlog over 24 months"
+
+
 def run_steps(args, es: Elasticsearch, es_url: str, service: Service, token: str) -> list[dict]:
     data = Dataset(args.seed)
     # Both sides keep the service's monthly layout: `<prefix>cdx-YYYY.MM`.
     service_index, direct_index = f"{PREFIX}cdx*", f"{DIRECT_PREFIX}cdx*"
-    setup = phases.Setup(service.url, token, es, es_url, DIRECT_PREFIX, data)
+    # Matched by the direct side's template and pattern: its documents count and compare alike.
+    plain_index = f"{DIRECT_PREFIX}cdx-plain"
+    meter = phases.Meter(service.worker_pids, node_pid(es))
+    setup = phases.Setup(service.url, token, es, es_url, DIRECT_PREFIX, data, meter)
     stored, results = 0, []
     for size in args.sizes:
-        step = {"size": size, "rss": {}}
-        batch = min(args.batch_events, size - stored - args.single_events)
-        filling = size - stored - args.single_events - batch
+        step = {"size": size, "rss": {}, "ingest": {}}
+        others = args.other_batch_events * len(OTHER_BATCHES)
+        batch = min(args.batch_events, size - stored - args.single_events - others)
+        filling = size - stored - args.single_events - batch - others
         if filling > 0:
             log(f"[{size:,}] filling {filling:,} events into both indices (not measured)")
             phases.fill(es, [PREFIX, DIRECT_PREFIX], data, stored, filling)
             stored += filling
-        log(f"[{size:,}] batch ingest: {batch:,} events per side")
+        log(f"[{size:,}] {MAIN_BATCH}: {batch:,} events per side")
         run = partial(phases.batch_ingest, setup, stored, batch, args.batch_rounds, args.batch_concurrency)
-        step["batch"] = sampled(service, step["rss"], "batch ingest", run)
+        step["ingest"][MAIN_BATCH] = sampled(service, step["rss"], "batch ingest", run)
         stored += batch
+        for name, concurrency, one_month, plain in OTHER_BATCHES:
+            log(f"[{size:,}] {name}: {args.other_batch_events:,} events per side")
+            run = partial(
+                phases.batch_ingest,
+                setup,
+                stored,
+                args.other_batch_events,
+                max(1, args.batch_rounds // 2),
+                concurrency or args.batch_concurrency,
+                one_month=one_month,
+                plain_index=plain_index if plain else None,
+            )
+            step["ingest"][name] = sampled(service, step["rss"], name, run)
+            stored += args.other_batch_events
         log(f"[{size:,}] single POSTs: {args.single_events:,} per side, {args.clients} clients")
         run = partial(
             phases.single_ingest, setup, stored, args.single_events, args.single_rounds, args.clients
         )
-        step["single"] = sampled(service, step["rss"], "single POST", run)
+        step["ingest"]["single POST"] = sampled(service, step["rss"], "single POST", run)
         stored += args.single_events
         es.indices.refresh(index=[service_index, direct_index])
         step["counts"] = [es.count(index=i)["count"] for i in (service_index, direct_index)]
@@ -134,6 +168,13 @@ def run_steps(args, es: Elasticsearch, es_url: str, service: Service, token: str
         step["rss"]["so far, VmHWM"] = lifetime_peak_mb(service)
         results.append(step)
     return results
+
+
+def node_pid(es: Elasticsearch) -> int | None:
+    """The node's process id, when it runs on this machine (its CPU is read from /proc)."""
+    (node,) = es.nodes.info(node_id="_local", metric="process")["nodes"].values()
+    pid = node.get("process", {}).get("id")
+    return pid if pid and Path(f"/proc/{pid}/stat").exists() else None
 
 
 def sampled(service: Service, rss_by_phase: dict, phase: str, run):

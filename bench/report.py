@@ -13,6 +13,10 @@ from scripts.served import ROOT
 from .phases import QUERIES, median, new_grouped, p95
 
 BATCH_TARGET, SINGLE_TARGET, QUERY_FACTOR, QUERY_SLACK_MS, RSS_TARGET_MB = 0.9, 1.0, 1.15, 3.0, 150
+#: The service's own CPU (its gunicorn workers): µs per event of a batch, per single-event request.
+BATCH_CPU_GOAL_US, SINGLE_CPU_GOAL_US = 10.0, 400.0
+#: Throughput targets by ingest phase (the others are shown without one).
+RATE_TARGETS = {"batch ingest, backlog over 24 months": BATCH_TARGET, "single POST": SINGLE_TARGET}
 TARGETED_QUERIES = ("count-only", "grouped")
 
 
@@ -20,10 +24,8 @@ def rows(results: list[dict]) -> list[list[str]]:
     table = []
     for step in results:
         size = f"{step['size']:,}"
-        service, direct = step["batch"]
-        table.append(_ratio_row(size, "batch ingest, events/s", service, direct, BATCH_TARGET))
-        service, direct = step["single"]
-        table.append(_ratio_row(size, "single POST, events/s", service, direct, SINGLE_TARGET))
+        for name, figures in step["ingest"].items():
+            table.extend(ingest_rows(size, name, figures))
         for (name, mode), (svc, drc) in step["queries"].items():
             table.append(_query_row(size, f"{name}, {mode}: median (p95) ms", svc, drc, name))
         for phase, mb in step["rss"].items():
@@ -32,6 +34,49 @@ def rows(results: list[dict]) -> list[list[str]]:
                 [size, f"worker peak RSS, {phase}", f"{mb:.0f} MB", "", "", f"≤ {RSS_TARGET_MB}", met]
             )
     return table
+
+
+def ingest_rows(size: str, name: str, figures) -> list[list[str]]:
+    """Throughput, the service's CPU per event (or request) and the node's CPU per event."""
+    single = name == "single POST"
+    service, direct = figures.rate("service"), figures.rate("direct")
+    target = RATE_TARGETS.get(name)
+    if target is None:
+        rate = [size, f"{name}, events/s", f"{service:,.0f}", f"{direct:,.0f}", f"{service / direct:.2f}x"]
+        out = [[*rate, "(no target)", ""]]
+    else:
+        out = [_ratio_row(size, f"{name}, events/s", service, direct, target)]
+    unit, count, goal = (
+        ("request", figures.requests, SINGLE_CPU_GOAL_US)
+        if single
+        else ("event", figures.events, BATCH_CPU_GOAL_US)
+    )
+    cpu = figures.worker_cpu / count * 1e6
+    out.append(
+        [
+            size,
+            f"{name}, service CPU µs per {unit} ({figures.events / figures.requests:,.0f} events/request)",
+            f"{cpu:,.1f}",
+            "",
+            f"{cpu / goal:.1f}x goal",
+            f"≤ {goal:.0f} µs",
+            "yes" if cpu <= goal else "no",
+        ]
+    )
+    node = {side: figures.node_cpu[side] / figures.events * 1e6 for side in ("service", "direct")}
+    if node["direct"]:
+        out.append(
+            [
+                size,
+                f"{name}, node CPU µs per event",
+                f"{node['service']:,.1f}",
+                f"{node['direct']:,.1f}",
+                f"{node['service'] / node['direct']:.2f}x",
+                "(no target)",
+                "",
+            ]
+        )
+    return out
 
 
 def _ratio_row(size: str, name: str, service: float, direct: float, target: float) -> list[str]:
@@ -81,7 +126,7 @@ def environment(es, args, service) -> dict:
         "elasticsearch": f"{node['version']}, heap {args.heap}",
         "packages": ", ".join(
             f"{name} {version(name)}"
-            for name in ("elasticsearch", "flask", "gunicorn", "orjson", "marshmallow")
+            for name in ("elasticsearch", "flask", "gunicorn", "orjson", "msgspec", "marshmallow")
         ),
         "gunicorn": f"{gunicorn_conf['worker_class']}, {gunicorn_conf['workers']} workers x "
         f"{gunicorn_conf.get('threads', 1)} threads, access log off",
@@ -90,7 +135,8 @@ def environment(es, args, service) -> dict:
         "settings": (
             f"sizes {', '.join(f'{s:,}' for s in args.sizes)}; batch {args.batch_events:,} events per side "
             f"in {args.batch_rounds} rounds of NDJSON batches of 500-5,000, {args.batch_concurrency} "
-            f"concurrent senders; single POSTs {args.single_events:,} per side in {args.single_rounds} "
+            f"concurrent senders; the other batch phases {args.other_batch_events:,} events per side "
+            f"each; single POSTs {args.single_events:,} per side in {args.single_rounds} "
             f"rounds, {args.clients} keep-alive clients; {args.query_runs} timed pairs per query and "
             f"cache mode after 3 warm-up pairs; seed {args.seed}"
         ),
@@ -162,7 +208,11 @@ Rerun with one command: `make bench` (`make bench BENCH_ARGS="--sizes 100000"` s
 {table}
 
 Query cells are `median (p95)` over the timed pairs; the ratio is of the medians. The query
-target is service median ≤ 1.15 x direct median + 3 ms.
+target is service median ≤ 1.15 x direct median + 3 ms. CPU rows are CPU time (user + system,
+from `/proc/<pid>/stat`) of the service's gunicorn workers, or of the Elasticsearch node, over
+each side's rounds, divided by the events (or requests) of those rounds; the load generator runs
+in the bench process and is counted in neither. On a shared machine CPU per event moves far
+less than events/s does.
 
 ## The run
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import msgspec
 import orjson
 from elasticsearch import Elasticsearch
 
@@ -25,21 +26,30 @@ IDS_PER_SEARCH = 5000
 PIT_KEEP_ALIVE = "2m"
 
 
+#: Encodes `_bulk` lines. msgspec's encoder writes the same JSON values as orjson, at about a
+#: third of `orjson.dumps`'s cost per document here (2.3 against 6.3 µs for the bench's
+#: documents, most of orjson's being a fixed cost per call); it holds no state between calls.
+_ENCODER = msgspec.json.Encoder()
+
+
 def bulk_body(operations: list[tuple[str, object, dict]]) -> bytes:
     """The NDJSON of `_bulk` `create` actions for (index, id, document) triples.
 
     `create` makes Elasticsearch refuse a repeated id, so a retry never duplicates. Encoded
-    here with orjson: the client's own serializer would use the much slower standard library.
+    here: the client's own serializer would use the much slower standard library.
     """
-    lines, heads = [], {}
+    encode, encode_into = _ENCODER.encode, _ENCODER.encode_into
+    body, heads = bytearray(), {}
     for index, doc_id, document in operations:
         head = heads.get(index)
         if head is None:  # the action line up to the id is the same for a whole index
-            head = heads[index] = b'{"create":{"_index":' + orjson.dumps(index) + b',"_id":'
-        lines.append(head + orjson.dumps(str(doc_id)) + b"}}")
-        lines.append(orjson.dumps(document))
-    lines.append(b"")
-    return b"\n".join(lines)
+            head = heads[index] = b'{"create":{"_index":' + encode(index) + b',"_id":'
+        body += head
+        encode_into(str(doc_id), body, -1)
+        body += b"}}\n"
+        encode_into(document, body, -1)
+        body += b"\n"
+    return bytes(body)
 
 
 class EventStore:

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from functools import cache
+from functools import cache, cached_property
 from zoneinfo import ZoneInfo, available_timezones
 
 from .dates import bucket_of, bucket_of_label, label_of, local_day
@@ -333,8 +333,12 @@ class AdminLevel(Group):
     def derive(self, event: dict) -> dict:
         if event.get(self.field) is None:
             return {}
-        path = [*list(event.get(self.ancestors) or []), event[self.field]]
-        return {f"{self.name}_{level}": place for level, place in enumerate(path[: self.depth])}
+        path = [*(event.get(self.ancestors) or ()), event[self.field]]
+        return dict(zip(self._level_names, path, strict=False))  # stops at `depth` levels
+
+    @cached_property
+    def _level_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}_{level}" for level in range(self.depth))
 
 
 @dataclass(frozen=True)
@@ -361,13 +365,21 @@ class EntryKey(Group):
     def derive(self, event: dict) -> dict:
         # An event without entries gets ABSENT too, so its null row is the same bucket as an
         # entry lacking the key (and sorts first, as composite missing buckets do).
-        entries = event.get(self.field) or [{}]
-        derived = {f"{self.field}_{self.name}": sorted({entry.get(self.name, ABSENT) for entry in entries})}
-        if self.name == self.entry_keys[0]:  # the whole-entry keyword is made once, by the first key
-            derived[f"{self.field}_entry"] = sorted(
-                {JOINER.join(entry.get(key, ABSENT) for key in self.entry_keys) for entry in entries}
-            )
+        entries = event.get(self.field) or ({},)
+        name, keys = self.name, self.entry_keys
+        derived = {self._derived_names[0]: sorted({entry.get(name, ABSENT) for entry in entries})}
+        if name == keys[0]:  # the whole-entry keyword is made once, by the first key
+            if len(keys) == 2:  # the usual pair (condition, result): no list per entry
+                first, second = keys
+                whole = {entry.get(first, ABSENT) + JOINER + entry.get(second, ABSENT) for entry in entries}
+            else:
+                whole = {JOINER.join([entry.get(key, ABSENT) for key in keys]) for entry in entries}
+            derived[self._derived_names[1]] = sorted(whole)
         return derived
+
+    @cached_property
+    def _derived_names(self) -> tuple[str, str]:
+        return f"{self.field}_{self.name}", f"{self.field}_entry"
 
 
 @dataclass(frozen=True)

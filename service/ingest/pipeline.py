@@ -81,14 +81,23 @@ def prepare(
     for position, event in valid.items():
         prepared = dataset.prepare(event, now, new_id) if dataset.prepare else event
         documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
-    untimed = [
-        position
-        for position, event in valid.items()
-        if dataset.receipt_field
-        and event.get(dataset.id_field)
-        and not any(event.get(f) for f in dataset.partition_fields)
-    ]
-    return Prepared(len(batch.items), documents, errors, untimed)
+    return Prepared(len(batch.items), documents, errors, untimed_positions(dataset, valid))
+
+
+def untimed_positions(dataset: Dataset, valid: dict[int, dict]) -> list[int]:
+    """Positions of events with a client-given id and none of the partition fields (a plain
+    loop: this runs for every event of every batch)."""
+    if not dataset.receipt_field:
+        return []
+    id_field, fields, untimed = dataset.id_field, dataset.partition_fields, []
+    for position, event in valid.items():
+        if event.get(id_field):
+            for name in fields:
+                if event.get(name):
+                    break
+            else:
+                untimed.append(position)
+    return untimed
 
 
 def corrected_clocks(dataset: Dataset, valid: dict[int, dict], skew: dict, errors: dict) -> dict[int, dict]:

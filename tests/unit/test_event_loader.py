@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
+import orjson
 import pytest
 from marshmallow import ValidationError
 
 from bench.data import World, event
 from service.datasets import DATASETS
 from service.datasets.cdx import CDX
-from service.ingest.validation import EventLoader
+from service.engine.fields import Date
+from service.ingest.validation import PLAIN_DATE, EventLoader
 
 LOADERS = {name: EventLoader(dataset) for name, dataset in DATASETS.items()}
 
@@ -107,3 +110,72 @@ def test_realistic_events_take_the_fast_path_unchanged():
         item = event(rng, world)
         assert loader.plainly_valid(item)
         assert loader.schema.load(item) == item
+
+
+def full_path(loader: EventLoader, text: bytes):
+    """What an NDJSON line became before msgspec: orjson, then the loader."""
+    try:
+        return loader.load(orjson.loads(text))
+    except ValidationError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("item", TRICKY, ids=repr)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_one_pass_decoder_accepts_only_what_the_schema_keeps(dataset, item):
+    loader = LOADERS[dataset]
+    text = orjson.dumps(item)
+    decoded = loader.decode(text)
+    if decoded is not None:
+        assert decoded == full_path(loader, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"pii": {"a": 123456789012345678901234567890}}',  # orjson reads it as a float
+        b'{"custom_fields": {"a": 18446744073709551615, "b": -9223372036854775809}}',
+        b'{"custom_fields": {"a": 9223372036854775807, "b": 1.5, "c": true, "d": null, "e": "x"}}',
+        b'{"custom_fields": {"a": {"b": [1]}}}',
+        b'{"start_time": "2024-01-01\\n"}',
+        b'{"start_time": "2024-02-29T00:00:00Z"}',
+        b'{"start_time": "2023-02-29T00:00:00Z"}',
+        b'{"start_time": "1900-02-29"}',
+        b'{"start_time": "2024-01-01T24:00"}',
+        b'{"start_time": "2024-01-01T00:00:60"}',
+        b'{"gender": "a", "gender": 3}',
+        b'{"results": [{"condition": "x", "condition": null}]}',
+        b'{"custom_fields": null, "pii": [1]}',
+        b'{"uuid": "\\ud800"}',
+    ],
+)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_one_pass_decoder_on_texts(dataset, text):
+    loader = LOADERS[dataset]
+    decoded = loader.decode(text)
+    if decoded is not None:
+        assert decoded == full_path(loader, text)
+
+
+def test_plain_dates_are_a_subset_of_what_the_schema_reads():
+    pattern, date = re.compile(PLAIN_DATE), Date()
+    rng = random.Random(3)
+    parts = [
+        ["0000", "0001", "0002", "1900", "2000", "2023", "2024", "9998", "9999"],
+        ["-00", "-01", "-02", "-04", "-12", "-13"],
+        ["-00", "-01", "-28", "-29", "-30", "-31", "-32"],
+        ["", "T00:00", "T23:59:59", "T24:00", "T12:30:60", "T01:02:03.1", "T01:02:03.123456789"],
+        ["", "Z", "z", "+00:00", "-18:00", "+18:01", "+1800", "-0530", "+05:60", "\n"],
+    ]
+    for _ in range(20_000):
+        text = "".join(rng.choice(part) for part in parts)
+        if pattern.match(text):
+            assert date.accepts(text), text
+
+
+def test_realistic_lines_take_the_one_pass_decoder_unchanged():
+    rng, world = random.Random(2), World.make(2)
+    loader = LOADERS[CDX.name]
+    for _ in range(2_000):
+        item = event(rng, world)
+        assert loader.decode(orjson.dumps(item)) == item
