@@ -22,12 +22,15 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Faults, backpressure, hostile input, security and a soak, against real Elasticsearch processes
-## (~20 min; docs/reliability.md). SOAK_SECONDS, OUTAGE_SECONDS, FUZZ_EXAMPLES, PROPERTY_EXAMPLES set its size.
+## (~25 min; docs/reliability.md). SOAK_SECONDS, OUTAGE_SECONDS, FUZZ_EXAMPLES, PROPERTY_EXAMPLES and
+## HTTP_PROPERTY_EXAMPLES set its size.
 RELIABILITY_TESTS := tests/unit/test_translate_properties.py tests/integration/test_hostile_input.py \
+	tests/integration/test_http_properties.py \
 	tests/integration/test_security.py tests/integration/test_rejections.py \
 	tests/integration/test_openapi_fuzz.py tests/integration/test_unavailable.py tests/reliability
 reliability: $(STAMP)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-150} PROPERTY_EXAMPLES=$${PROPERTY_EXAMPLES:-3000} \
+		HTTP_PROPERTY_EXAMPLES=$${HTTP_PROPERTY_EXAMPLES:-1000} \
 		$(BIN)/python -m pytest -m "" -s $(RELIABILITY_TESTS) $(PYTEST_ARGS)
 
 ## Only the unit tests (no Elasticsearch needed).

@@ -1644,9 +1644,10 @@ def rref(rows: list[list[Fraction]]) -> list[list[Fraction]]:
     return rows
 
 
-def leaks(hidden: int, relations: list[tuple[list[int], int, str]], k: int) -> str | None:
+def leaks(hidden: int, relations: list[tuple[list[int], int, str]], k: int, labels=None) -> str | None:
     """Whether the relations (indices of hidden rows, the sum they publish, its source) fix a
-    hidden count, or a sum of several (`SUM_OF_HIDDEN_IS_SECRET`), each count being 1..k-1.
+    hidden count, or a sum of several (`SUM_OF_HIDDEN_IS_SECRET`), each count being 1..k-1;
+    `labels` name the hidden rows in the answer.
 
     A 0/1 combination c of the unknowns is determined iff c lies in the row space of the
     relations; in reduced form c is the sum of the basis rows picked by c's pivot entries.
@@ -1682,21 +1683,23 @@ def leaks(hidden: int, relations: list[tuple[list[int], int, str]], k: int) -> s
         ]
         if combination[:hidden] == single:
             candidates.append(combination)
+    by = ", ".join(sources)
     for combination in candidates:
         coefficients = combination[:hidden]
         if any(value not in (0, 1) for value in coefficients):
             continue
         members = [i for i, value in enumerate(coefficients) if value == 1]
+        named = _short(", ".join(str(labels[i] if labels else f"#{i}") for i in members), 300)
         total = combination[hidden]
         if len(members) == 1:
-            return f"hidden row #{members[0]} has count {total} by {', '.join(sources)}"
+            return f"the hidden row {named} has count {total} by {by}"
         if total in (len(members), len(members) * (k - 1)):
             each = total // len(members)
-            return f"hidden rows {members} sum to {total}, so each is {each} ({', '.join(sources)})"
+            return f"the {len(members)} hidden rows {named} sum to {total}: each is {each} ({by})"
         if total < len(members) or total > len(members) * (k - 1):
-            return f"hidden rows {members} sum to {total}, impossible for counts 1..{k - 1}"
+            return f"the hidden rows {named} sum to {total}, impossible for counts 1..{k - 1} ({by})"
         if SUM_OF_HIDDEN_IS_SECRET:
-            return f"hidden rows {members} sum to {total} by {', '.join(sources)}"
+            return f"the {len(members)} hidden rows {named} sum to {total} by {by}"
     return None
 
 
@@ -1724,7 +1727,7 @@ def check_suppression(ck: Checker, pages: list[dict], rows: list[dict], k: int, 
         ck.check(
             not (isinstance(total, int) and 0 < total < k), "4", lambda t=total: f"total_count {t} under {k}"
         )
-    hidden_at = [i for i, row in enumerate(rows) if row.get("count") is None and row.get("suppressed")]
+    hidden_at = [i for i, row in enumerate(rows) if row.get("count") is None]
     index = {row_index: n for n, row_index in enumerate(hidden_at)}
     relations = []
     offset = 0
@@ -1741,7 +1744,10 @@ def check_suppression(ck: Checker, pages: list[dict], rows: list[dict], k: int, 
             (list(range(len(hidden_at))), total - sum(shown), "total_count minus the shown rows")
         )
     ck.exercised("4")
-    found = leaks(len(hidden_at), relations, k)
+    labels = [
+        {n: v for n, v in rows[i].items() if n not in ("count", "stats", "suppressed")} for i in hidden_at
+    ]
+    found = leaks(len(hidden_at), relations, k, labels)
     if found:
         ck.fail("4", f"under min_count={k}: {found}")
 
@@ -2475,6 +2481,10 @@ def test_the_leak_solver():
     assert "contradict" in leaks(1, [([0], 2, "a"), ([0], 3, "b")], 9)
     assert "impossible" in leaks(2, [([0, 1], 1, "a")], 9)
     assert leaks(3, [([0, 1], 4, "a"), ([1, 2], 4, "b")], 9) is not None  # sums are determined
+    assert leaks(3, [([0, 1], 4, "a")], 9, ["x", "y", "z"]).startswith("the 2 hidden rows x, y sum to 4")
+    assert leaks(40, [(list(range(40)), 60, "a")], 9)  # many hidden rows, one relation
+    if not SUM_OF_HIDDEN_IS_SECRET:
+        assert leaks(2, [([0, 1], 5, "s")], 9) is None
     new_york = ZoneInfo("America/New_York")
     sunday = datetime(2024, 3, 10, 0, 30, tzinfo=new_york)  # the Sunday DST starts
     assert bucket_label(sunday, "week", new_york, "sunday") == "2024-W11"
