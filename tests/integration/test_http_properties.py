@@ -25,7 +25,8 @@ A failure names its invariant, what broke and every request of the example; dist
 `HTTP_PROPERTY_EXAMPLES` sets the size (`make reliability` raises it), `HTTP_PROPERTY_SEED` fixes
 the seed, `HTTP_PROPERTY_LOG=path` appends every failure of every example as a JSON line (with
 `HTTP_PROPERTY_COLLECT=1` nothing fails: a survey of every bug in one run), and
-`HTTP_PROPERTY_SHRINK=0` skips shrinking.
+`HTTP_PROPERTY_SHRINK=0` skips shrinking; a failing property searches and shrinks for
+`HTTP_PROPERTY_AFTER_FAILURE_SECONDS` (45) after its first failure, then reports.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ EXAMPLES = int(os.environ.get("HTTP_PROPERTY_EXAMPLES", "200"))
 SEED = os.environ.get("HTTP_PROPERTY_SEED")
 LOG_PATH = os.environ.get("HTTP_PROPERTY_LOG")
 SHRINK = os.environ.get("HTTP_PROPERTY_SHRINK", "1") != "0"
+#: How long a failing property goes on searching and shrinking after its first failure.
+AFTER_FAILURE_SECONDS = float(os.environ.get("HTTP_PROPERTY_AFTER_FAILURE_SECONDS", "45"))
 #: Log failures (HTTP_PROPERTY_LOG) without failing: to survey every bug in one long run.
 COLLECT = os.environ.get("HTTP_PROPERTY_COLLECT") == "1"
 
@@ -2434,12 +2437,32 @@ def property_settings(examples: int):
 
 
 def run_property(strategy, run, examples: int) -> None:
+    """Run a property. Each distinct case runs once (Hypothesis often draws a case again while
+    shrinking; its outcome is replayed); once the property has failed, it goes on searching
+    and shrinking for `AFTER_FAILURE_SECONDS`, then only replays cases already run, so
+    Hypothesis still reports each failure, shrunk that far."""
+    outcomes: dict[str, InvariantFailure | None] = {}
+    first_failure: list[float] = []
+
     @property_settings(examples)
     @given(strategy)
     def check(case):
+        key = repr(case)
+        if key in outcomes:
+            if outcomes[key] is not None:  # raised again as it is, so its origin stays the same
+                raise outcomes[key]
+            return
+        if first_failure and time.monotonic() - first_failure[0] > AFTER_FAILURE_SECONDS:
+            return
         EXERCISED["examples"] += 1
-        with contextlib.suppress(Aborted):
-            run(case)
+        try:
+            with contextlib.suppress(Aborted):
+                run(case)
+        except InvariantFailure as failure:
+            outcomes[key] = failure
+            first_failure[:] = first_failure or [time.monotonic()]
+            raise
+        outcomes[key] = None
 
     if SEED is not None:
         check = seed(int(SEED))(check)
