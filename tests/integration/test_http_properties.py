@@ -1046,7 +1046,8 @@ def ctx(app, es, settings, tokens):
     empty_index(es, settings, "cdx")
     empty_index(es, settings, "roundware")
     crashes = CrashLog()
-    logging.getLogger("service.errors").addHandler(crashes)
+    # On the `service` logger: whichever module logs the unhandled error, it propagates here.
+    logging.getLogger("service").addHandler(crashes)
     _, k_secret = app.extensions["tokens"].create("property-k", ["query"], min_count=TOKEN_MIN_COUNT)
     api = Api(app.test_client(), {**tokens, "k3": k_secret}, crashes)
     instants = interesting_instants()
@@ -1072,7 +1073,7 @@ def ctx(app, es, settings, tokens):
     try:
         yield Context(api, es, settings.index_prefix, instants, models)
     finally:
-        logging.getLogger("service.errors").removeHandler(crashes)
+        logging.getLogger("service").removeHandler(crashes)
 
 
 # -- query cases ---------------------------------------------------------------------------------
