@@ -57,6 +57,11 @@ class MultiValue(fields.Field):
         self.parse = parse
         self.max_values = max_values
 
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        # A JSON null alone is the `null` value, as `?gender=null` and `[null]` are (marshmallow
+        # would refuse it before `_deserialize` sees it).
+        return super().deserialize([None] if value is None else value, attr, data, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         items = value if isinstance(value, list) else [value]
         parts = []

@@ -277,6 +277,25 @@ def test_json_body_query_forms(client, tokens):
     assert "gendre" in unknown.json["error"]["message"]
 
 
+def test_a_json_null_filter_value_is_the_null_value(client, tokens):
+    """`{"gender": null}` means what `?gender=null` and `{"gender": [null]}` mean: events lacking
+    the field (docs/api.md §4.2), not a 400."""
+    headers = auth(tokens["query"])
+    for body in ({"gender": None}, {"gender": [None]}, {"location": None, "error_code": [None, 7]}):
+        response = client.post("/events/query", json=body, headers=headers)
+        assert response.status_code == 200, (body, response.json)
+    assert uuids_of(client.post("/events/query", json={"gender": None}, headers=headers)) == ["e4"]
+    with_get = client.open("/events", method="GET", json={"gender": None}, headers=headers)
+    assert uuids_of(with_get) == ["e4"]
+    assert uuids_of(client.post("/events/query", json={"condition": None}, headers=headers)) == ["e4", "e5"]
+    assert client.post("/events/query", json={"since": None}, headers=headers).status_code == 400
+
+
+def uuids_of(response) -> list[str]:
+    assert response.status_code == 200, response.json
+    return sorted(event["uuid"] for event in response.json["events"])
+
+
 def test_a_body_and_a_query_string_together_are_400_naming_the_query_string(client, tokens):
     """One place holds a query's parameters: with a body, query-string ones would be dropped."""
     headers = auth(tokens["query"])
