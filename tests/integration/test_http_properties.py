@@ -58,7 +58,7 @@ from hypothesis import strategies as st
 from tests.conftest import auth, empty_index
 
 #: Examples of the cdx query property; roundware and ingest get half as many each.
-EXAMPLES = int(os.environ.get("HTTP_PROPERTY_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("HTTP_PROPERTY_EXAMPLES", "260"))
 SEED = os.environ.get("HTTP_PROPERTY_SEED")
 LOG_PATH = os.environ.get("HTTP_PROPERTY_LOG")
 SHRINK = os.environ.get("HTTP_PROPERTY_SHRINK", "1") != "0"
@@ -852,6 +852,8 @@ class Model:
         def compare(a: int, b: int) -> int:
             for stored, descending in order:
                 va, vb = self.sort_values(self.events[a], stored), self.sort_values(self.events[b], stored)
+                if stored in LONG_FIELDS:  # Elasticsearch sorts a missing long as its extreme
+                    va, vb = (long_or_missing(v, descending) for v in (va, vb))
                 if not va or not vb:
                     if va or vb:
                         return -1 if va else 1
@@ -866,6 +868,26 @@ class Model:
             return 0
 
         return sorted(indices, key=cmp_to_key(compare))
+
+
+#: 64-bit fields: Elasticsearch's `missing: _last` stands for Long.MAX_VALUE ascending and
+#: Long.MIN_VALUE descending, so an event holding that extreme sorts among those lacking the
+#: field (by uuid). A deviation from "missing last" reported, not fixed: the model follows it.
+LONG_FIELDS = {
+    "institution_id",
+    "laboratory_id",
+    "location_id",
+    "parent_locations",
+    "session_id",
+    "tag_ids",
+    "id",
+}
+
+
+def long_or_missing(values: list, descending: bool) -> list:
+    extreme = -(2**63) if descending else 2**63 - 1
+    picked = (max(values) if descending else min(values)) if values else None
+    return [] if picked == extreme else values
 
 
 def canonical(row: dict) -> tuple:
@@ -1682,17 +1704,15 @@ def check_order(ck: Checker, rows: list[dict], plan: list[PlanItem], order: list
         ck.check(sort_keys == sorted(sort_keys), "6", "rows are not in key order (nulls first)")
         return
     spec = [(name.lstrip("-"), name.startswith("-")) for name in order]
-    if k is not None and any(name == "count" for name, _ in spec):
-        # §6.4: ordered by count, hidden rows come after the shown ones (hidden counts have no
-        # published order); the shown ones keep the requested order
-        hidden = [row.get("count") is None for row in rows]
-        ck.check(hidden == sorted(hidden), "4", "under min_count, hidden rows come before shown ones")
-        rows = [row for row in rows if row.get("count") is not None]
 
     def compare(a: dict, b: dict) -> int:
         for name, descending in spec:
             if name == "count":
                 xa, xb = a["count"], b["count"]
+                if xa is None or xb is None:  # §6.4: hidden counts after the shown ones, either way
+                    if (xa is None) != (xb is None):
+                        return 1 if xa is None else -1
+                    continue
             else:
                 xa, xb = value_key(keyed[name], name, a[name]), value_key(keyed[name], name, b[name])
             if xa != xb:
