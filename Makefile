@@ -39,16 +39,16 @@ test: $(STAMP) $(NODE_STAMP) browser
 
 ## Faults, backpressure, hostile input, security and a soak, against real Elasticsearch processes
 ## (~30 min; docs/reliability.md). SOAK_SECONDS, OUTAGE_SECONDS, DISK_FULL_SECONDS, FUZZ_EXAMPLES,
-## PROPERTY_EXAMPLES and HTTP_PROPERTY_EXAMPLES set its size.
+## PROPERTY_EXAMPLES, HTTP_PROPERTY_EXAMPLES and ANALYTICS_PROPERTY_EXAMPLES set its size.
 RELIABILITY_TESTS := tests/unit/test_translate_properties.py tests/integration/test_hostile_input.py \
-	tests/integration/test_http_properties.py \
+	tests/integration/test_http_properties.py tests/integration/test_analytics_properties.py \
 	tests/integration/test_security.py tests/integration/test_rejections.py \
 	tests/integration/test_openapi_fuzz.py tests/integration/test_unavailable.py \
 	tests/integration/test_slow_clients.py tests/integration/test_worker_kill.py \
 	tests/integration/test_tokens_served.py tests/integration/test_two_instances.py tests/reliability
 reliability: $(STAMP)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-150} PROPERTY_EXAMPLES=$${PROPERTY_EXAMPLES:-3000} \
-		HTTP_PROPERTY_EXAMPLES=$${HTTP_PROPERTY_EXAMPLES:-1000} \
+		HTTP_PROPERTY_EXAMPLES=$${HTTP_PROPERTY_EXAMPLES:-1000} ANALYTICS_PROPERTY_EXAMPLES=$${ANALYTICS_PROPERTY_EXAMPLES:-500} \
 		SLOW_CLIENTS_FULL=1 WORKER_KILL_FULL=1 TOKENS_FULL=1 \
 		$(BIN)/python -m pytest -m "" -s $(RELIABILITY_TESTS) $(PYTEST_ARGS)
 

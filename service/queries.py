@@ -61,11 +61,16 @@ class QueryService:
             if params.page_size and params.pageable_whole and not params.offset:
                 return self.page_of_whole(dataset, params, scope, fingerprint, min_count)
             result = self.grouped(dataset, params, scope, fingerprint)
-        elif min_count and params.page_rows:
+        elif scope.min_count and params.page_rows:  # the token's: its events are not for it
             raise ApiError(
                 403,
                 "forbidden",
-                "Counts below a minimum are hidden for this request: use group_by or page_size=0.",
+                "Counts below a minimum are hidden for this token: use group_by or page_size=0.",
+            )
+        elif min_count and params.page_rows:  # the request's own: it asked for something else
+            raise validation_error(
+                "min_count hides small counts: it needs group_by or page_size=0, not a page of events.",
+                {"fields": {"min_count": ["Only with group_by or page_size=0."]}},
             )
         else:
             result = self.plain(dataset, params, scope)

@@ -189,3 +189,12 @@ def test_roundware_withholds_x_total_count(app, client, es, settings, tokens):
     assert "X-Total-Count" not in response.headers
     shown = client.get(url, headers=auth(tokens["query"]))
     assert shown.headers["X-Total-Count"] == "2"
+
+
+def test_a_requests_min_count_on_a_page_of_events_is_a_400_naming_it(client, tokens):
+    """A page of events has no counts to hide: the request's own min_count there is refused by
+    name (a token's min_count forbids such pages: 403, tested above)."""
+    response = client.get("/events?min_count=3", headers=auth(tokens["query"]))
+    assert response.status_code == 400
+    assert "min_count" in response.json["error"]["details"]["fields"]
+    assert client.get("/events?min_count=3&page_size=0", headers=auth(tokens["query"])).status_code == 200
