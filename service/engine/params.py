@@ -317,13 +317,7 @@ class QuerySchemaBase(Schema):
         return tuple(rates.values())
 
     def check_distinct(self, names: list[str]) -> tuple[str, ...]:
-        valid = self.dataset.distinct_fields
-        unknown = [name for name in names if name not in valid]
-        if unknown:
-            raise ValidationError(
-                {"distinct": [f"Cannot count distinct {', '.join(unknown)}; valid: {', '.join(valid)}."]}
-            )
-        return tuple(dict.fromkeys(names))
+        return tuple(known_names("distinct", names, self.dataset.distinct_fields, "count distinct"))
 
     def check_top(self, text: str | None, groups) -> Top | None:
         """`KEY:N`: KEY a row key of a group of values (not dates or ranges), N from 1 to MAX_TOP."""
@@ -385,13 +379,7 @@ class QuerySchemaBase(Schema):
             raise ValidationError({"time_zone": ["time_zone needs a date group."]})
 
     def check_stats(self, names: list[str]) -> list[str]:
-        valid = self.dataset.stats_fields
-        unknown = [name for name in names if name not in valid]
-        if unknown:
-            raise ValidationError(
-                {"stats": [f"Cannot summarise {', '.join(unknown)}; valid: {', '.join(valid)}."]}
-            )
-        return list(dict.fromkeys(names))
+        return known_names("stats", names, self.dataset.stats_fields, "summarise")
 
     def check_order(self, names: list[str], groups) -> tuple[tuple[str, bool], ...]:
         if groups:
@@ -418,6 +406,15 @@ COUNT_ONLY = "page_size=0 answers the count only"
 def can_add_rows(group: Group) -> bool:
     """Whether `fill=zero` may add rows to this group alone: its domain is more than the values seen."""
     return isinstance(group, DateBuckets | WholeEntry) or bool(group.values or getattr(group, "ranges", ()))
+
+
+def known_names(parameter: str, names: list[str], valid, verb: str) -> list[str]:
+    """`names` once each, in order, all among `valid` (else a 400 naming `parameter`)."""
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        message = f"Cannot {verb} {', '.join(unknown)}; valid: {', '.join(valid)}."
+        raise ValidationError({parameter: [message]})
+    return list(dict.fromkeys(names))
 
 
 def refuse_without_effect(params: QueryParams) -> None:
