@@ -22,7 +22,7 @@ import orjson
 from elasticsearch import Elasticsearch
 
 from service.datasets.cdx import CDX
-from service.engine import translate
+from service.engine import analytics, shape, translate
 from service.engine.params import QueryParams, query_schema
 
 from . import load
@@ -249,6 +249,7 @@ def _order(number: int) -> tuple[str, str]:
 
 # -- queries ---------------------------------------------------------------------------------
 
+ANALYTICS = "grouped, rate + distinct + top"
 AGE_RANGES = [[0, 5], [5, 15], [15, 25], [25, 45], [45, 65], [65, None]]
 QUERIES = {
     "count-only": {
@@ -262,6 +263,16 @@ QUERIES = {
         "since": "2025-01-01",
         "condition": "mtb",
         "group_by": ["gender", "result", "week(start_time)", {"age": AGE_RANGES}],
+    },
+    # docs/api.md §6.8-6.10: a lookup search ranks the laboratories, then composite pages made
+    # small by the distinct-device sub-aggregations (a `terms` of 1,001 under each bucket).
+    ANALYTICS: {
+        "since": "2025-01-01",
+        "condition": "mtb",
+        "group_by": ["laboratory", "week(start_time)"],
+        "rate": ["result:positive"],
+        "distinct": ["device"],
+        "top": "laboratory:10",
     },
 }
 GROUPED_SINCE = date(2025, 1, 1)
@@ -279,10 +290,10 @@ COMPARED = {**QUERIES, "grouped, new each run": new_grouped}
 CdxQuery = query_schema(CDX)
 
 
-def direct_body(params: QueryParams, after_keys=None) -> dict:
+def direct_body(params: QueryParams, after_keys=None, size: int = translate.COMPOSITE_PAGE) -> dict:
     """The service's own translation: the body (or composite page) it sends for `params`."""
     if params.grouped:
-        return translate.group_body(CDX, params, (), after_keys)
+        return translate.group_body(CDX, params, (), after_keys, size=size)
     page_size = 50 if params.page_size is None else params.page_size
     return translate.search_body(CDX, params, page_size)
 
@@ -300,25 +311,42 @@ class QueryRunner:
         return orjson.loads(body)["total_count"]
 
     def direct_once(self, params: QueryParams) -> int:
-        """Like the service: one search, or every composite page of a grouped query."""
-        after, total = None, None
+        """Like the service (service/queries.py): one search, or for a grouped query the lookup
+        searches its plan needs (`top`'s ranking) and then every composite page."""
+        if not params.grouped:
+            return self.direct_search(direct_body(params), grouped=False)["hits"]["total"]["value"]
+        needed = analytics.lookups(CDX, params)
+        if needed:
+            found = {
+                name: analytics.value_counts(self.direct_pages(analytics.lookup_params(params, group))[1])
+                for name, group in needed.items()
+            }
+            params = analytics.plan(CDX, params, found)
+        return self.direct_pages(params)[0]
+
+    def direct_pages(self, params: QueryParams) -> tuple[int, list[list[dict]]]:
+        """(events matching, every page of buckets), paged as `QueryService.all_buckets` does."""
+        pages, after, total = [], None, None
+        size = translate.composite_size(params)
         while True:
-            body = direct_body(params, after)
-            # The service's own request: the same body, and for groups the same filter_path.
-            path = f"/{self.pattern}/_search"
-            if params.grouped:
-                path += f"?filter_path={translate.GROUP_FILTER_PATH}"
-            request = Request("POST", path, orjson.dumps(body), {"Content-Type": "application/json"})
-            status, raw = self.direct.send(request)
-            assert status == 200, raw[:300]
-            response = orjson.loads(raw)
+            response = self.direct_search(direct_body(params, after, size), grouped=True)
             total = response["hits"]["total"]["value"] if total is None else total
-            if not params.grouped:
-                return total
             groups = response.get("aggregations", {}).get("groups", {})
+            buckets = shape.buckets_of(groups)
+            pages.append(buckets)
             after = groups.get("after_key")
-            if after is None or len(groups.get("buckets", [])) < translate.COMPOSITE_PAGE:
-                return total
+            if after is None or len(buckets) < size:
+                return total, pages
+
+    def direct_search(self, body: dict, grouped: bool) -> dict:
+        """The service's own request: the same body, and for groups the same filter_path."""
+        path = f"/{self.pattern}/_search"
+        if grouped:
+            path += f"?filter_path={translate.GROUP_FILTER_PATH}"
+        request = Request("POST", path, orjson.dumps(body), {"Content-Type": "application/json"})
+        status, raw = self.direct.send(request)
+        assert status == 200, raw[:300]
+        return orjson.loads(raw)
 
     def compare(self, spec, runs: int, warmup: int = 3) -> tuple[list[float], list[float]]:
         """Latencies in ms of `runs` alternating pairs; both sides must count the same events.
