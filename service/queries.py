@@ -205,9 +205,7 @@ class QueryService:
             if last is not None and not isinstance(last, list):
                 raise ValueError("not a row's keys")
         except (KeyError, TypeError, ValueError) as exc:
-            raise validation_error(
-                "Invalid cursor: not this query's.", {"fields": {"cursor": [str(exc)]}}
-            ) from exc
+            raise invalid_cursor("not this query's", exc) from exc
         total, rows = self.whole_rows(dataset, params, scope)
         whole = {"total_count": total, "events": rows, "exact": True}
         if min_count:
@@ -215,9 +213,7 @@ class QueryService:
         try:
             page, last = analytics.page_of(params, whole["events"], last, params.page_size)
         except (TypeError, ValueError) as exc:
-            raise validation_error(
-                "Invalid cursor: not this query's.", {"fields": {"cursor": [str(exc)]}}
-            ) from exc
+            raise invalid_cursor("not this query's", exc) from exc
         cursor = shape.encode_cursor({"row": json.dumps(last)}, fingerprint) if last is not None else None
         result = {"total_count": whole["total_count"], "events": page, "exact": True, "next_cursor": cursor}
         if min_count:
@@ -299,7 +295,12 @@ def read_cursor(params: QueryParams, fingerprint: str):
     try:
         return shape.decode_cursor(params.cursor, fingerprint)
     except ValueError as exc:
-        raise validation_error(f"Invalid cursor: {exc}.", {"fields": {"cursor": [str(exc)]}}) from exc
+        raise invalid_cursor(str(exc), exc) from exc
+
+
+def invalid_cursor(reason: str, exc: Exception) -> ApiError:
+    """A 400 naming `cursor`: `reason` in the message, the decoder's own words in the details."""
+    return validation_error(f"Invalid cursor: {reason}.", {"fields": {"cursor": [str(exc)]}})
 
 
 def refusal(exc: ParameterError) -> ApiError:

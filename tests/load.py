@@ -180,6 +180,16 @@ class Ingesters:
             self.stopping.wait(self.interval)
 
 
+#: What dashboards ask while a cluster's nodes fail or restart (the node-loss and rolling-restart
+#: scenarios): a count, a grouping, a page and a date grouping of some institutions.
+CLUSTER_QUERIES = [
+    "/events?page_size=0",
+    "/events?group_by=gender,result",
+    "/events?page_size=20&order_by=-start_time",
+    "/events?institution=1,2&group_by=day(start_time)",
+]
+
+
 class Queriers:
     """One client cycling through `paths` (GETs) every `interval` s; any answer but 200, or
     429/503 with Retry-After, is an anomaly."""

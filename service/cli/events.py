@@ -30,12 +30,6 @@ MAX_SHOWN_ERRORS = 50
 dataset_argument = click.argument("dataset", type=click.Choice(sorted(DATASETS)))
 
 
-def context():
-    """(the app's event store, its index prefix)."""
-    store = current_app.extensions["store"]
-    return store, store.prefix
-
-
 class ByteCounter:
     """Lines of a file, counting the bytes read so far for the progress bar."""
 
@@ -140,14 +134,14 @@ def export_params(dataset, filters):
 @with_appcontext
 def retention_command(older_than, datasets, apply):
     """Delete monthly indices whose whole month is older than an age (dry run by default)."""
-    store, prefix = context()
+    store = current_app.extensions["store"]
     try:
         before = retention.cutoff(older_than, datetime.now(UTC))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from exc
     for name in datasets or sorted(DATASETS):
         dataset = DATASETS[name]
-        for index in retention.expired(dataset, prefix, store.indices(dataset), before):
+        for index in retention.expired(dataset, store.prefix, store.indices(dataset), before):
             if apply:
                 delete_month(store, dataset, index)
             click.echo(f"{'deleted' if apply else 'would delete'} {index}")

@@ -17,7 +17,7 @@ from functools import cached_property
 from .dates import from_iso
 from .fields import FieldType, Nested, StoredObject
 from .filters import Filter
-from .groups import AdminLevel, AgeRanges, DateBuckets, EntryKey, Group, NumericRanges, Terms
+from .groups import AdminLevel, DateBuckets, EntryKey, Group, NumericRanges, Terms
 
 SORTABLE_TYPES = ("keyword", "long", "integer", "double", "date")
 
@@ -219,9 +219,6 @@ class Dataset:
     @property
     def pii_fields(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.pii)
-
-    def group_for_age(self) -> AgeRanges | None:
-        return next((g for g in self.groups.values() if isinstance(g, AgeRanges)), None)
 
     def group_for_admin_level(self) -> AdminLevel | None:
         return next((g for g in self.groups.values() if isinstance(g, AdminLevel)), None)

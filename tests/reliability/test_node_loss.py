@@ -14,17 +14,11 @@ from elasticsearch import Elasticsearch
 
 from scripts.local_es import local_cluster, node_name, start_all
 from service.datasets.cdx import CDX
-from tests.load import HttpClient, Queriers, Served, figures, run_fault, settle
+from tests.load import CLUSTER_QUERIES, HttpClient, Queriers, Served, figures, run_fault, settle
 from tests.reliability.conftest import make_token
 
 PREFIX = "nodeloss-"
 INDEX = f"{PREFIX}cdx"
-QUERIES = [
-    "/events?page_size=0",
-    "/events?group_by=gender,result",
-    "/events?page_size=20&order_by=-start_time",
-    "/events?institution=1,2&group_by=day(start_time)",
-]
 
 
 @pytest.mark.parametrize("role", ["primary", "master"])
@@ -51,7 +45,7 @@ def test_killing_a_node_mid_ingest_loses_nothing(scratch, role):
 
             client = HttpClient(served.url, secret)
             killed_at = []
-            with Queriers(client, QUERIES) as queries:
+            with Queriers(client, CLUSTER_QUERIES) as queries:
                 ledger, timings = run_fault(
                     client,
                     lambda: (killed_at.append(time.monotonic()), victim.kill()),

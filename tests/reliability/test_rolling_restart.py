@@ -14,17 +14,11 @@ from elasticsearch import Elasticsearch
 
 from scripts.local_es import local_cluster, start_all
 from service.datasets.cdx import CDX
-from tests.load import HttpClient, Ingesters, Ledger, Queriers, Served, figures, settle
+from tests.load import CLUSTER_QUERIES, HttpClient, Ingesters, Ledger, Queriers, Served, figures, settle
 from tests.reliability.conftest import make_token
 
 PREFIX = "rolling-"
 INDEX = f"{PREFIX}cdx"
-QUERIES = [
-    "/events?page_size=0",
-    "/events?group_by=gender,result",
-    "/events?page_size=20&order_by=-start_time",
-    "/events?institution=1,2&group_by=day(start_time)",
-]
 
 
 def test_rolling_restart_under_load_loses_nothing(scratch):
@@ -40,7 +34,7 @@ def test_rolling_restart_under_load_loses_nothing(scratch):
             workers = served.worker_pids()
             client = HttpClient(served.url, secret)
             ledger, restarts = Ledger(), []
-            with Queriers(client, QUERIES) as queries, Ingesters(client, ledger, threads=4, batch=5):
+            with Queriers(client, CLUSTER_QUERIES) as queries, Ingesters(client, ledger, threads=4, batch=5):
                 time.sleep(5)
                 for node in nodes:
                     began = time.monotonic()
