@@ -32,8 +32,9 @@ PIT_KEEP_ALIVE = "2m"
 _ENCODER = msgspec.json.Encoder()
 
 
-def bulk_body(operations: list[tuple[str, object, dict]]) -> bytes:
-    """The NDJSON of `_bulk` `create` actions for (index, id, document) triples.
+def bulk_body(operations: list[tuple[str, object, dict | bytes]]) -> bytes:
+    """The NDJSON of `_bulk` `create` actions for (index, id, document) triples; a document
+    may come already encoded (JSON bytes on one line).
 
     `create` makes Elasticsearch refuse a repeated id, so a retry never duplicates. Encoded
     here: the client's own serializer would use the much slower standard library.
@@ -47,7 +48,10 @@ def bulk_body(operations: list[tuple[str, object, dict]]) -> bytes:
         body += head
         encode_into(str(doc_id), body, -1)
         body += b"}}\n"
-        encode_into(document, body, -1)
+        if type(document) is bytes:
+            body += document
+        else:
+            encode_into(document, body, -1)
         body += b"\n"
     return bytes(body)
 

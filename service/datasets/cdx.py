@@ -26,10 +26,9 @@ TEST_TYPES = ("qc", "specimen")
 RESULTS = ("positive", "negative")
 
 
-def prepare(event: dict, now: datetime, new_id) -> dict:
+def prepare(event, now: datetime, new_id) -> dict:
     """A uuid when the device sent none, and `created_at` = time of ingest when absent."""
     return {
-        **event,
         "uuid": event.get("uuid") or str(uuid.uuid4()),
         "created_at": event.get("created_at") or now.isoformat(timespec="milliseconds"),
     }

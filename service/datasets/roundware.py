@@ -12,7 +12,7 @@ from ..engine.registry import CLOCK_CORRECTION, Dataset, Endpoints, Field, date_
 from ..ids import time_of
 
 
-def prepare(event: dict, now: datetime, new_id) -> dict:
+def prepare(event, now: datetime, new_id) -> dict:
     """The service sets `id` and `server_time` (millisecond precision, as stored).
 
     `server_time` is the id's own millisecond, so the monthly index of an event is known from
@@ -20,7 +20,7 @@ def prepare(event: dict, now: datetime, new_id) -> dict:
     """
     event_id = new_id()
     server_time = iso_ms(time_of(event_id))
-    return {**event, "id": event_id, "server_time": server_time}
+    return {"id": event_id, "server_time": server_time}
 
 
 def present(event: dict) -> dict:

@@ -331,9 +331,10 @@ class AdminLevel(Group):
         return {f"{self.name}_{level}": {"type": "long"} for level in range(self.depth)}
 
     def derive(self, event: dict) -> dict:
-        if event.get(self.field) is None:
+        place = event.get(self.field)
+        if place is None:
             return {}
-        path = [*(event.get(self.ancestors) or ()), event[self.field]]
+        path = [*(event.get(self.ancestors) or ()), place]
         return dict(zip(self._level_names, path, strict=False))  # stops at `depth` levels
 
     @cached_property
@@ -367,15 +368,21 @@ class EntryKey(Group):
         # entry lacking the key (and sorts first, as composite missing buckets do).
         entries = event.get(self.field) or ({},)
         name, keys = self.name, self.entry_keys
-        derived = {self._derived_names[0]: sorted({entry.get(name, ABSENT) for entry in entries})}
-        if name == keys[0]:  # the whole-entry keyword is made once, by the first key
-            if len(keys) == 2:  # the usual pair (condition, result): no list per entry
-                first, second = keys
-                whole = {entry.get(first, ABSENT) + JOINER + entry.get(second, ABSENT) for entry in entries}
-            else:
-                whole = {JOINER.join([entry.get(key, ABSENT) for key in keys]) for entry in entries}
-            derived[self._derived_names[1]] = sorted(whole)
-        return derived
+        own, whole = self._derived_names
+        if name != keys[0]:
+            return {own: sorted({entry.get(name, ABSENT) for entry in entries})}
+        # The whole-entry keyword is made once, by the first key.
+        if len(keys) == 2:  # the usual pair (condition, result): one pass, no list per entry
+            second, values, entire = keys[1], set(), set()
+            for entry in entries:
+                value = entry.get(name, ABSENT)
+                values.add(value)
+                entire.add(value + JOINER + entry.get(second, ABSENT))
+            return {own: sorted(values), whole: sorted(entire)}
+        return {
+            own: sorted({entry.get(name, ABSENT) for entry in entries}),
+            whole: sorted({JOINER.join([entry.get(key, ABSENT) for key in keys]) for entry in entries}),
+        }
 
     @cached_property
     def _derived_names(self) -> tuple[str, str]:

@@ -117,8 +117,9 @@ class Dataset:
     default_order: tuple[str, ...] = ()
     #: Groupings not tied to one field's value (admin levels).
     extra_groups: tuple[Group, ...] = ()
-    #: Fills in what the service sets on ingest: (event, now, new_id) → event, where
-    #: `new_id()` hands out a fresh service-made id (see ids.py).
+    #: What the service sets on ingest: (event, now, new_id) → those fields (they override the
+    #: event's own), where `new_id()` hands out a fresh service-made id (see ids.py). The event
+    #: is read with `get` only: a dict, or a decoded Struct (ingest/validation.py).
     prepare: Callable[[dict, datetime, Callable[[], int]], dict] | None = None
     #: Turns a stored document into the event a client sees.
     present: Callable[[dict], dict] | None = None
@@ -247,6 +248,10 @@ class Dataset:
                 derived[f.name] = value
         return derived
 
+    def prepared(self, event: dict, now: datetime, new_id: Callable[[], int]) -> dict:
+        """The event with the fields the service sets on ingest (`prepare`)."""
+        return {**event, **self.prepare(event, now, new_id)} if self.prepare else event
+
     def to_document(self, event: dict) -> dict:
         """The Elasticsearch document for a validated event."""
         derived = self.derive(event)
@@ -270,6 +275,10 @@ class Dataset:
         while the correction moves with each retry's `sent_at` (and could cross a month)."""
         original = document["clock_correction"]["original"] if "clock_correction" in document else {}
         value = next((original.get(f) or document[f] for f in self.partition_fields if document.get(f)), None)
+        return self.index_of(prefix, value)
+
+    def index_of(self, prefix: str, value: str | None) -> str:
+        """The monthly index of a partition field's validated text (None: the current month)."""
         if value and _written_in_utc(value):  # most are: the month is in the text (no parsing)
             return f"{prefix}{self.name}-{value[:4]}.{value[5:7]}"
         return self.index_name(prefix, from_iso(value) if value else datetime.now(UTC))

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import elastic_transport
 import elasticsearch
+import msgspec
 from marshmallow import ValidationError
 
 from .. import observability
@@ -21,8 +22,10 @@ from ..errors import ApiError, validation_error
 from ..store import IDS_PER_SEARCH, EventStore
 from .body import Batch
 from .clock import clock_skew, correct_clock
+from .documents import Encoded, encoded
+from .documents import document as document_of
 from .group_commit import GroupCommitter
-from .report import CREATED, DUPLICATE, FAILED, RETRY, Report, item_outcome
+from .report import CREATED, CREATED_ITEM, DUPLICATE, FAILED, RETRY, Report, item_outcome
 from .validation import EventLoader, validate_items
 
 _LOADERS: dict[str, tuple[Dataset, EventLoader]] = {}
@@ -77,11 +80,16 @@ def prepare(
                 "This token may not ingest events of other institutions.",
                 {"indexes": foreign[:100]},
             )
+    untimed = untimed_positions(dataset, valid)
+    # An untimed event's receipt may be replaced by its claim's (`claim_receipts`): a dict.
+    as_dict = set(untimed)
     documents = {}
     for position, event in valid.items():
-        prepared = dataset.prepare(event, now, new_id) if dataset.prepare else event
-        documents[position] = (prepared[dataset.id_field], dataset.to_document(prepared))
-    return Prepared(len(batch.items), documents, errors, untimed_positions(dataset, valid))
+        if type(event) is dict or position in as_dict:
+            documents[position] = document_of(dataset, event, now, new_id)
+        else:
+            documents[position] = encoded(dataset, event, now, new_id)
+    return Prepared(len(batch.items), documents, errors, untimed)
 
 
 def untimed_positions(dataset: Dataset, valid: dict[int, dict]) -> list[int]:
@@ -105,6 +113,8 @@ def corrected_clocks(dataset: Dataset, valid: dict[int, dict], skew: dict, error
     the calendar moves to `errors`, reported for itself."""
     corrected = {}
     for position, event in valid.items():
+        if type(event) is not dict:  # a decoded Struct (validation.EventLoader.read)
+            event = msgspec.to_builtins(event)
         try:
             corrected[position] = correct_clock(event, dataset.client_clock_fields, skew)
         except ValidationError as exc:
@@ -123,14 +133,12 @@ def store_batch(store: EventStore, dataset: Dataset, prepared: Prepared, refresh
     documents = claim_receipts(
         store, dataset, prepared.untimed, documents, report, committer=None if refresh else committer
     )
-    indices = {
-        position: dataset.index_for(store.prefix, document) for position, (_, document) in documents.items()
-    }
+    indices = index_names(store.prefix, dataset, documents)
     # Slices by month: each `_bulk` then touches few monthly indices (one translog sync each),
     # which matters when a device uploads weeks of backlog at once.
     positions = sorted(documents, key=indices.__getitem__)
     for start in range(0, len(positions), BULK_EVENTS):
-        piece = {p: (indices[p], *documents[p]) for p in positions[start : start + BULK_EVENTS]}
+        piece = {p: operation(indices[p], *documents[p]) for p in positions[start : start + BULK_EVENTS]}
         try:
             record(piece, send(store, list(piece.values()), refresh, committer), report)
         except (elasticsearch.ApiError, elastic_transport.TransportError) as exc:
@@ -143,6 +151,21 @@ def store_batch(store: EventStore, dataset: Dataset, prepared: Prepared, refresh
         observability.observe_batch(dataset.name, len(documents))
     observability.count_ingest(dataset.name, report.count(CREATED), report.count(DUPLICATE), report.rejected)
     return report
+
+
+def index_names(prefix: str, dataset: Dataset, documents: dict) -> dict[int, str]:
+    """Position → the monthly index of its document."""
+    return {
+        position: dataset.index_of(prefix, document.partition)
+        if type(document) is Encoded
+        else dataset.index_for(prefix, document)
+        for position, (_, document) in documents.items()
+    }
+
+
+def operation(index: str, event_id, document) -> tuple[str, object, dict | bytes]:
+    """The (index, id, document) the store sends: an encoded document as its JSON bytes."""
+    return index, event_id, document.json if type(document) is Encoded else document
 
 
 def send(store: EventStore, operations: list, refresh=False, committer: GroupCommitter | None = None) -> list:
@@ -158,10 +181,14 @@ def send(store: EventStore, operations: list, refresh=False, committer: GroupCom
 
 def record(documents: dict[int, tuple[str, object, dict]], items: list[dict], report: Report) -> None:
     """Each bulk item's outcome, reported at its document's position."""
+    ids, outcomes = report.ids, report.outcomes
     for position, item in zip(documents, items, strict=True):
+        ids[position] = documents[position][1]
+        if item == CREATED_ITEM:  # nearly every item: one comparison in C
+            outcomes[position] = CREATED
+            continue
         outcome, reason = item_outcome(item)
-        report.ids[position] = documents[position][1]
-        report.outcomes[position] = outcome
+        outcomes[position] = outcome
         if reason:
             report.errors[position] = {"_elasticsearch": [reason]}
 

@@ -3,7 +3,7 @@ events, marshmallow for the rest (so field errors are always the schema's)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 import orjson
@@ -55,6 +55,13 @@ PLAIN_DATE = (
 PLAIN_ID_CHARS = 128
 
 
+def _get(self, name: str, default=None):
+    """`dict.get` on a decoded Struct (an unset or unknown field is absent), so the code that
+    reads events (derived keys, scopes, partitions) takes a Struct or a dict alike."""
+    value = getattr(self, name, msgspec.UNSET)
+    return default if value is msgspec.UNSET else value
+
+
 def _integer(kind: Integer):
     return Annotated[int, msgspec.Meta(ge=kind.low, le=kind.high)]
 
@@ -80,14 +87,9 @@ FAST_TYPES = {
     Date: lambda kind: Annotated[str, msgspec.Meta(pattern=PLAIN_DATE)],
     StoredText: lambda kind: str,
     StoredObject: lambda kind: dict[str, FLAT_VALUE],
-    Nested: lambda kind: list[
-        msgspec.defstruct(
-            "Entry",
-            [(key, _keyword(Keyword()), msgspec.UNSET) for key in kind.keys],
-            forbid_unknown_fields=True,
-            kw_only=True,
-        )
-    ],
+    # Entries stay dicts (their keys checked against the declared ones): the derived keys read
+    # them per entry, and a dict's `get` is C where a Struct's would be Python.
+    Nested: lambda kind: list[dict[Literal[kind.keys], _keyword(Keyword())]],
 }
 
 
@@ -127,20 +129,30 @@ class EventLoader:
                 members.append((name, kind))
             else:
                 members.append((name, kind | None | msgspec.UnsetType, msgspec.UNSET))
-        # gc=False: its instances hold no cycles and live only until `to_builtins` has read them.
-        struct = msgspec.defstruct("PlainEvent", members, forbid_unknown_fields=True, kw_only=True, gc=False)
+        if "get" in fields:  # the Struct's own `get` (`_get`) would be shadowed
+            raise ValueError("A dataset field may not be named 'get'.")
+        # gc=False: its instances hold no cycles and live only until their document is made.
+        struct = msgspec.defstruct(
+            "PlainEvent", members, forbid_unknown_fields=True, kw_only=True, gc=False, namespace={"get": _get}
+        )
         return msgspec.json.Decoder(struct)
 
     def load(self, item: dict) -> dict:
         return item if self.plainly_valid(item) else self.schema.load(item)
 
-    def decode(self, text: bytes) -> dict | None:
-        """The event of a JSON text if msgspec finds it plainly valid, else None (ask orjson
-        and the schema). Exactly what `load(orjson.loads(text))` would return."""
+    def read(self, text: bytes) -> msgspec.Struct | None:
+        """The event of a JSON text as a Struct if msgspec finds it plainly valid, else None
+        (ask orjson and the schema). Its `get` reads it like a dict; `decode` makes it one."""
         try:
-            return msgspec.to_builtins(self.decoder.decode(text))
+            return self.decoder.decode(text)
         except (msgspec.ValidationError, msgspec.DecodeError):
             return None
+
+    def decode(self, text: bytes) -> dict | None:
+        """Exactly what `load(orjson.loads(text))` would return, if msgspec finds the text
+        plainly valid, else None."""
+        event = self.read(text)
+        return None if event is None else msgspec.to_builtins(event)
 
     def plainly_valid(self, item: dict) -> bool:
         for name in self.required:
@@ -156,12 +168,13 @@ class EventLoader:
         return True
 
 
-def validate_items(loader: EventLoader, batch: Batch) -> tuple[dict[int, dict], dict[int, dict]]:
+def validate_items(loader: EventLoader, batch: Batch) -> tuple[dict[int, dict | msgspec.Struct], dict]:
     """(position → valid event, position → errors). Items of a batch `raw` are JSON texts
-    (NDJSON lines): plainly valid ones are read by msgspec, the rest by orjson (whose error
-    names a line that is not JSON at all) and then the schema."""
+    (NDJSON lines): plainly valid ones are read by msgspec and stay Structs (their documents
+    are encoded straight from them, `documents.encoded`), the rest are read by orjson (whose
+    error names a line that is not JSON at all) and then the schema, as dicts."""
     valid, errors = {}, {}
-    decode = loader.decode if batch.raw else None
+    decode = loader.read if batch.raw else None
     for position, item in enumerate(batch.items):
         if decode is not None:
             event = decode(item)

@@ -22,7 +22,7 @@ from tests.conftest import auth
 
 
 def prepare(event, now, new_id):
-    return {**event, "id": event.get("id") or str(uuids.uuid4())}
+    return {"id": event.get("id") or str(uuids.uuid4())}
 
 
 SCRATCH = Dataset(

@@ -45,7 +45,7 @@ def test_cdx_events_land_in_the_month_of_their_own_time(document, index):
 def test_roundware_index_follows_the_id_time():
     event_id = compose(int(datetime(2026, 11, 30, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000), 3, 1)
     assert time_of(event_id) == datetime(2026, 11, 30, 23, 59, 59, 999000, tzinfo=UTC)
-    prepared = ROUNDWARE.prepare({"session_id": 1, "event_type": "x"}, NOW, lambda: event_id)
+    prepared = ROUNDWARE.prepared({"session_id": 1, "event_type": "x"}, NOW, lambda: event_id)
     assert prepared["server_time"] == "2026-11-30T23:59:59.999Z"
     assert ROUNDWARE.index_for("p-", prepared) == "p-roundware-2026.11"
     assert ROUNDWARE.index_name("p-", ROUNDWARE.time_of_id(str(event_id))) == "p-roundware-2026.11"
