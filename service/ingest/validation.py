@@ -145,7 +145,8 @@ class EventLoader:
         (ask orjson and the schema). Its `get` reads it like a dict; `decode` makes it one."""
         try:
             return self.decoder.decode(text)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        # msgspec raises UnicodeDecodeError for invalid UTF-8 in a string: orjson names it.
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             return None
 
     def decode(self, text: bytes) -> dict | None:

@@ -341,3 +341,16 @@ def test_deep_but_allowed_nesting_in_stored_objects_round_trips(client, tokens, 
     assert response.status_code == 201
     event = client.get("/events/deep", headers=auth(tokens["query"])).json
     assert event["custom_fields"] == custom
+
+
+@pytest.mark.parametrize("bad", [b'"\xff"', b'"\xed\xa0\x80"', b"1e999"], ids=["ff", "surrogate", "inf"])
+def test_an_ndjson_line_that_is_not_json_is_its_own_error(client, tokens, fresh_cdx, bad):
+    """Invalid UTF-8 or an infinite number in one line: that line's error, the others stored."""
+    body = b'{"uuid": "u1"}\n{"uuid": "u2", "gender": ' + bad + b'}\n{"uuid": "u3"}\n'
+    response = client.post(
+        "/events?refresh=wait_for", data=body, headers={**auth(tokens["full"]), "Content-Type": NDJSON}
+    )
+    assert response.status_code == 207, response.data[:300]
+    assert response.json["ids"] == ["u1", None, "u3"]
+    assert response.json["errors"][0]["index"] == 1
+    assert response.json["errors"][0]["errors"]["_line"][0].startswith("Not valid JSON")

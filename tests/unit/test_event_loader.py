@@ -147,6 +147,9 @@ def test_one_pass_decoder_accepts_only_what_the_schema_keeps(dataset, item):
         b'{"results": [{"condition": "x", "condition": null}]}',
         b'{"custom_fields": null, "pii": [1]}',
         b'{"uuid": "\\ud800"}',
+        b'{"gender": "\xff"}',
+        b'{"custom_fields": {"a": "\xed\xa0\x80"}}',
+        b'{"custom_fields": {"a": 1e999}}',
     ],
 )
 @pytest.mark.parametrize("dataset", DATASETS)
