@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass, field
 
+import msgspec
 import orjson
 
 from ..errors import ApiError
 
 JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+
+#: A body that is a JSON array (JSON's four whitespace characters before it).
+_ARRAY = re.compile(rb"[ \t\n\r]*\[")
+#: Splits a JSON array into its items' texts without reading them (msgspec skips each value).
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 def decode_body(raw: bytes, encoding: str, max_bytes: int) -> bytes:
@@ -42,9 +49,12 @@ class Batch:
     broken: dict[int, str] = field(default_factory=dict)
     #: The client's clock when it sent the batch (an envelope's `sent_at`), if given.
     sent_at: str | None = None
-    #: Items are still JSON texts (NDJSON lines), read as they are validated
-    #: (`validation.validate_items`: one pass of msgspec for a plainly valid event).
+    #: Items are still JSON texts (NDJSON lines, or a JSON array's items), read as they are
+    #: validated (`validation.validate_items`: one pass of msgspec for a plainly valid event).
     raw: bool = False
+    #: The body of a JSON array read item by item: an item that is not JSON makes the whole
+    #: body's 400, as if the body had been read at once (`read_json`).
+    text: bytes | None = None
 
 
 def parse_events(data: bytes, content_type: str) -> Batch:
@@ -53,10 +63,13 @@ def parse_events(data: bytes, content_type: str) -> Batch:
         return parse_ndjson(data)
     if media not in JSON_TYPES:
         raise ApiError(415, "unsupported_media_type", "Send application/json or application/x-ndjson.")
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}") from exc
+    if _ARRAY.match(data):
+        items = json_items(data)
+        if items is not None:
+            if not items:
+                raise ApiError(400, "validation_error", "The batch is empty.")
+            return Batch(items, raw=True, text=data)
+    body = read_json(data)
     if isinstance(body, dict) and set(body) == {"sent_at", "events"} and isinstance(body["events"], list):
         if not body["events"]:
             raise ApiError(400, "validation_error", "The batch is empty.")
@@ -68,6 +81,24 @@ def parse_events(data: bytes, content_type: str) -> Batch:
             raise ApiError(400, "validation_error", "The batch is empty.")
         return Batch(body)
     raise ApiError(400, "validation_error", "The body must be an event object or a list of events.")
+
+
+def read_json(data: bytes):
+    """The body's JSON value, or the 400 naming where it is not JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}") from exc
+
+
+def json_items(data: bytes) -> list | None:
+    """The JSON texts of a JSON array's items, each read when it is validated as NDJSON lines
+    are (so a plainly valid event is read once, by msgspec); None if msgspec cannot split
+    the array (orjson then reads the body and names the error)."""
+    try:
+        return _ITEMS.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # nesting past msgspec's limit
+        return None
 
 
 def parse_ndjson(data: bytes) -> Batch:

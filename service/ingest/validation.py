@@ -23,7 +23,7 @@ from ..engine.fields import (
     StoredText,
 )
 from ..engine.registry import Dataset
-from .body import Batch
+from .body import Batch, read_json
 
 
 def ingest_schema(dataset: Dataset) -> Schema:
@@ -80,7 +80,8 @@ FLAT_VALUE = str | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | flo
 FAST_TYPES = {
     Keyword: _keyword,
     Identifier: lambda kind: Annotated[str, msgspec.Meta(min_length=1, max_length=PLAIN_ID_CHARS)],
-    KeywordOrInteger: lambda kind: str | int,
+    # Past int64 orjson may read a float, which the schema refuses: such integers ask it.
+    KeywordOrInteger: lambda kind: str | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)],
     Integer: _integer,
     Long: _integer,
     LongList: lambda kind: list[_integer(kind)],
@@ -146,7 +147,7 @@ class EventLoader:
         try:
             return self.decoder.decode(text)
         # msgspec raises UnicodeDecodeError for invalid UTF-8 in a string: orjson names it.
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return None
 
     def decode(self, text: bytes) -> dict | None:
@@ -183,8 +184,10 @@ def validate_items(loader: EventLoader, batch: Batch) -> tuple[dict[int, dict | 
                 valid[position] = event
                 continue
             try:
-                item = orjson.loads(item)
+                item = orjson.loads(item if type(item) is bytes else memoryview(item))  # or msgspec.Raw
             except orjson.JSONDecodeError as exc:
+                if batch.text is not None:  # a JSON array's item: the body is not JSON
+                    read_json(batch.text)
                 errors[position] = {"_line": [f"Not valid JSON: {exc}"]}
                 continue
         if position in batch.broken:

@@ -354,3 +354,14 @@ def test_an_ndjson_line_that_is_not_json_is_its_own_error(client, tokens, fresh_
     assert response.json["ids"] == ["u1", None, "u3"]
     assert response.json["errors"][0]["index"] == 1
     assert response.json["errors"][0]["errors"]["_line"][0].startswith("Not valid JSON")
+
+
+@pytest.mark.parametrize("bad", [b'"\xff"', b"1e999", b'"\\ud800"'], ids=["ff", "inf", "surrogate"])
+def test_a_json_array_with_an_item_that_is_not_json_is_the_bodys_400(client, tokens, fresh_cdx, bad):
+    """Array items are read one by one, but a body that is not JSON is refused whole, as before."""
+    body = b' [{"uuid": "a1"}, {"uuid": "a2", "gender": ' + bad + b"}]"
+    response = client.post("/events", data=body, headers={**auth(tokens["full"]), "Content-Type": JSON})
+    assert response.status_code == 400, response.data[:300]
+    assert response.json["error"]["code"] == "invalid_json"
+    assert "not valid JSON" in response.json["error"]["message"]
+    assert client.get("/events/a1", headers=auth(tokens["full"])).status_code == 404
