@@ -96,11 +96,7 @@ def post_worker_init(worker):
     worker: freeze them out of the scans, and collect less often. Measured on the grouped query
     of docs/benchmarks.md: shaping 36 ms → 25 ms, JSON parsing 6 ms → 3 ms.
 
-    Under gevent, the app also reads request bodies against a deadline (`BodyDeadline`). A small
-    answer's header block and body go out in one write (service/wire.py)."""
-    from service import wire
-
-    wire.install()
+    Under gevent, the app also reads request bodies against a deadline (`BodyDeadline`)."""
     if _gevent(worker):
         worker.wsgi = BodyDeadline(worker.wsgi)
     gc.freeze()
