@@ -10,6 +10,7 @@ import orjson
 from marshmallow import RAISE, Schema, ValidationError
 
 from ..engine.fields import (
+    Coordinate,
     Date,
     FieldType,
     Identifier,
@@ -21,6 +22,7 @@ from ..engine.fields import (
     Nested,
     StoredObject,
     StoredText,
+    Tags,
 )
 from ..engine.registry import Dataset
 from .body import Batch, read_json
@@ -85,6 +87,10 @@ FAST_TYPES = {
     Integer: _integer,
     Long: _integer,
     LongList: lambda kind: list[_integer(kind)],
+    # Tags as a list of integers (the schema turns "3,8" into one: such text asks it).
+    Tags: lambda kind: list[_integer(kind)],
+    # A number within the limit (msgspec reads 3 as 3.0, as the schema does; "45.5" asks it).
+    Coordinate: lambda kind: Annotated[float, msgspec.Meta(ge=-kind.limit, le=kind.limit)],
     Date: lambda kind: Annotated[str, msgspec.Meta(pattern=PLAIN_DATE)],
     StoredText: lambda kind: str,
     StoredObject: lambda kind: dict[str, FLAT_VALUE],

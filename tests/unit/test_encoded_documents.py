@@ -32,6 +32,8 @@ EDGES = [
     {"session_id": 3, "event_type": "start_session", "data": '{"a": 1}', "client_time": "2026-04-01"},
     {"session_id": -1, "event_type": "é", "client_time": "2026-03-31T20:00:00-05:00"},
     {"event_type": "x", "session_id": 9, "client_time": "0002-01-01T00:00:00+18:00"},
+    {"session_id": 4, "event_type": "move", "latitude": 45, "longitude": -73.5, "tag_ids": [3, 8]},
+    {"session_id": 4, "event_type": "tag", "tag_ids": [], "latitude": None, "client_time": "2026-03-31"},
 ]
 
 
