@@ -17,14 +17,23 @@ from .store import EventStore
 from .transport import OneWriteNode
 
 
-def make_client(settings: Settings) -> Elasticsearch:
+class AnswerBytes(OrjsonSerializer):
+    """Encodes requests as usual and leaves answers as the bytes Elasticsearch sent."""
+
+    def loads(self, data: bytes) -> bytes:
+        return data
+
+
+def make_client(settings: Settings, raw_answers: bool = False) -> Elasticsearch:
+    """The process's client; with `raw_answers`, one whose JSON answers stay bytes (its errors
+    still carry their status; their bodies are bytes too)."""
     options = {
         "request_timeout": settings.es_request_timeout,
         # Fail fast when the node is down: the client answers 503 and the caller retries.
         "max_retries": 1,
         "retry_on_timeout": False,
         # orjson reads bulk answers (an item per event) several times faster than `json`.
-        "serializer": OrjsonSerializer(),
+        "serializer": AnswerBytes() if raw_answers else OrjsonSerializer(),
         # One write per request (see service/transport.py).
         "node_class": OneWriteNode,
         # Every gunicorn thread may query at once: a smaller pool would make them queue.
@@ -41,11 +50,13 @@ def make_client(settings: Settings) -> Elasticsearch:
 
 
 def init_app(app: Flask, settings: Settings, es: Elasticsearch | None = None) -> None:
+    # A client of its own reads grouped answers as bytes, unless the caller brought its client.
+    answers_as_bytes = None if es else make_client(settings, raw_answers=True)
     es = es or make_client(settings)
     app.extensions["es"] = es
     app.extensions["tokens"] = TokenStore(es, f"{settings.index_prefix}tokens", settings.token_cache_seconds)
     app.extensions["ids"] = IdGenerator(es, f"{settings.index_prefix}id-leases")
-    store = app.extensions["store"] = EventStore(es, settings.index_prefix)
+    store = app.extensions["store"] = EventStore(es, settings.index_prefix, answers_as_bytes)
     app.extensions["queries"] = QueryService(store, RowsCache(settings.grouped_cache_rows))
     app.extensions["group_commit"] = (
         GroupCommitter(store.bulk, settings.group_commit_max_events)

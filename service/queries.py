@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass, field, replace
+
+import orjson
 
 from .engine import analytics, shape, suppression
 from .engine.groups import ParameterError
@@ -19,12 +20,48 @@ from .engine.params import QueryParams
 from .engine.registry import Dataset
 from .engine.translate import GROUP_FILTER_PATH, composite_size, group_body, search_body
 from .errors import ApiError, validation_error
-from .rows_cache import RowsCache, digest
+from .rows_cache import RowsCache, digest, digest_bytes
 from .store import EventStore
 
 #: Events fetched per search while exporting: large enough for few round trips, small enough
 #: that a page never holds much memory.
 EXPORT_PAGE = 2_000
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """A grouped answer's rows with what recognises a repeat of it: each page's digest, and the
+    `after_key` each page but the last held (to ask for the next one without reading it)."""
+
+    total: int
+    afters: list[dict]
+    digests: list[bytes]
+    rows: list[dict]
+
+
+@dataclass
+class Pages:
+    """The pages of a grouped answer as read: the total, each page's buckets, digest and
+    (but the last's) `after_key`."""
+
+    total: int | None = None
+    pages: list[list[dict]] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)
+    afters: list[dict] = field(default_factory=list)
+
+    def add(self, response: dict, buckets: list[dict], signature: bytes) -> None:
+        if self.total is None:
+            self.total = shape.total(response)
+        self.pages.append(buckets)
+        self.digests.append(signature)
+
+
+def read_page(text: bytes) -> tuple[dict, list[dict], dict | None]:
+    """A composite page's answer: (the answer, its buckets, the next `after` key)."""
+    response = orjson.loads(text)
+    # No index yet (nothing ingested) means no aggregation in the answer at all.
+    aggregation = response.get("aggregations", {}).get("groups", {})
+    return response, shape.buckets_of(aggregation), aggregation.get("after_key")
 
 
 @dataclass(frozen=True)
@@ -110,17 +147,64 @@ class QueryService:
         return {"total_count": total, "events": rows, "exact": True}
 
     def whole_rows(self, dataset: Dataset, params: QueryParams, scope: Scope) -> tuple[int, list[dict]]:
-        """(events matching, every row), with the compared period's counts when asked."""
-        total, pages = self.all_buckets(dataset, params, scope)
+        """(events matching, every row), with the compared period's counts when asked.
+
+        Rows are a pure function of the query and of Elasticsearch's answer, so they are
+        remembered (`rows_cache`) under the query and the digest of the answer's bytes, page by
+        page: a repeat whose pages all come back byte for byte as before is answered without
+        reading them. Reading and freeing a large answer cost a worker more than shaping its
+        rows did once cached (docs/benchmarks.md: 40 % of a cached repeat's CPU).
+        """
         previous = None
         if params.compare:
             previous = self.all_buckets(dataset, analytics.previous_params(dataset, params), scope)[1]
-        key = (dataset.name, repr(params), digest([pages, previous]))
+        key = (dataset.name, repr(params), digest(previous) if previous is not None else b"")
+        fetched, known = self.remembered_pages(dataset, params, scope, key)
+        if known is not None:
+            return known.total, known.rows
+        answer = self.read_pages(dataset, params, scope, fetched)
         try:
-            rows = self.rows_cache.rows(key, partial(shaped_rows, dataset, params, pages, previous))
+            rows = shaped_rows(dataset, params, answer.pages, previous)
         except ParameterError as exc:
             raise refusal(exc) from exc
-        return total, rows
+        remembered = Remembered(answer.total, answer.afters, answer.digests, rows)
+        self.rows_cache.remember((*key, answer.digests[0]), remembered, len(rows))
+        return answer.total, rows
+
+    def remembered_pages(
+        self, dataset: Dataset, params: QueryParams, scope: Scope, key: tuple
+    ) -> tuple[list[bytes], Remembered | None]:
+        """Fetch the answer's pages, unread, while they match a remembered answer's: (the pages
+        fetched, that answer when every page matched). The first page's digest finds it; each
+        later page is asked from the `after_key` the same earlier page held."""
+        fetched, after = [], None
+        while True:
+            fetched.append(self.page_bytes(dataset, params, scope, after))
+            page, signature = len(fetched) - 1, digest_bytes(fetched[-1])
+            if page == 0:
+                known = self.rows_cache.remembered((*key, signature))
+            if known is None or known.digests[page] != signature:
+                return fetched, None
+            if page + 1 == len(known.digests):
+                return fetched, known
+            after = known.afters[page]
+
+    def page_bytes(self, dataset: Dataset, params: QueryParams, scope: Scope, after: dict | None) -> bytes:
+        """One composite page of a grouped query from `after` on, unread."""
+        body = group_body(dataset, params, scope.institutions, after, size=composite_size(params))
+        return self.store.search_bytes(dataset, body, GROUP_FILTER_PATH)
+
+    def read_pages(self, dataset: Dataset, params: QueryParams, scope: Scope, fetched: list[bytes]) -> Pages:
+        """Every page of the answer read: those `fetched` already, then the rest."""
+        size, answer, after = composite_size(params), Pages(), None
+        while True:
+            page = len(answer.pages)
+            text = fetched[page] if page < len(fetched) else self.page_bytes(dataset, params, scope, after)
+            response, buckets, after = read_page(text)
+            answer.add(response, buckets, digest_bytes(text))
+            if after is None or len(buckets) < size:
+                return answer
+            answer.afters.append(after)
 
     def group_page(self, dataset: Dataset, params: QueryParams, scope: Scope, fingerprint: str) -> dict:
         """One page of `page_size` rows from the cursor's composite `after` key on; a page whose
@@ -173,10 +257,7 @@ class QueryService:
 
     def composite_page(self, dataset: Dataset, body: dict) -> tuple[dict, list[dict], dict | None]:
         """One search of a grouped query: (the answer, its buckets, the next `after` key)."""
-        response = self.store.search(dataset, body, filter_path=GROUP_FILTER_PATH)
-        # No index yet (nothing ingested) means no aggregation in the answer at all.
-        aggregation = response.get("aggregations", {}).get("groups", {})
-        return response, shape.buckets_of(aggregation), aggregation.get("after_key")
+        return read_page(self.store.search_bytes(dataset, body, GROUP_FILTER_PATH))
 
     # -- analytics (engine/analytics.py): the searches its plans need -------------------------
 

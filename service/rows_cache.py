@@ -19,7 +19,12 @@ import orjson
 
 def digest(answer) -> bytes:
     """Identifies an answer by its content (orjson keeps the order Elasticsearch wrote)."""
-    return hashlib.blake2b(orjson.dumps(answer), digest_size=16).digest()
+    return digest_bytes(orjson.dumps(answer))
+
+
+def digest_bytes(text: bytes) -> bytes:
+    """Identifies an answer by the bytes Elasticsearch sent, before anything reads them."""
+    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 class RowsCache:
@@ -27,7 +32,8 @@ class RowsCache:
 
     def __init__(self, max_rows: int):
         self.max_rows = max_rows
-        self._entries: OrderedDict[tuple, list] = OrderedDict()
+        #: Key → (entry, its rows), least recently used first.
+        self._entries: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
         self._rows = 0
         self._lock = Lock()
 
@@ -36,19 +42,30 @@ class RowsCache:
 
         The rows are shared between requests: callers must not change them.
         """
-        with self._lock:
-            rows = self._entries.get(key)
-            if rows is not None:
-                self._entries.move_to_end(key)
-                return rows
-        rows = make()
-        # One answer may take a quarter of the room, so a few dashboards' queries fit together.
-        if len(rows) <= self.max_rows // 4:
-            with self._lock:
-                if key not in self._entries:
-                    self._entries[key] = rows
-                    self._rows += len(rows)
-                while self._rows > self.max_rows:
-                    _, old = self._entries.popitem(last=False)
-                    self._rows -= len(old)
+        rows = self.remembered(key)
+        if rows is None:
+            rows = make()
+            self.remember(key, rows, len(rows))
         return rows
+
+    def remembered(self, key: tuple):
+        """What `remember` kept under `key`, or None."""
+        with self._lock:
+            held = self._entries.get(key)
+            if held is None:
+                return None
+            self._entries.move_to_end(key)
+            return held[0]
+
+    def remember(self, key: tuple, entry, rows: int) -> None:
+        """Keep `entry` (of `rows` rows) under `key`, if it fits, forgetting the oldest."""
+        # One answer may take a quarter of the room, so a few dashboards' queries fit together.
+        if rows > self.max_rows // 4:
+            return
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = (entry, rows)
+                self._rows += rows
+            while self._rows > self.max_rows:
+                _, (_, old) = self._entries.popitem(last=False)
+                self._rows -= old

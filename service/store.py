@@ -57,10 +57,14 @@ def bulk_body(operations: list[tuple[str, object, dict | bytes]]) -> bytes:
 
 
 class EventStore:
-    """One cluster and index prefix: every dataset's monthly indices, and their uuid claims."""
+    """One cluster and index prefix: every dataset's monthly indices, and their uuid claims.
 
-    def __init__(self, es: Elasticsearch, prefix: str):
-        self.es, self.prefix = es, prefix
+    `answers_as_bytes`, when given, is a client of the same cluster that leaves answers as the
+    bytes Elasticsearch sent (`extensions.make_client(raw_answers=True)`), for `search_bytes`.
+    """
+
+    def __init__(self, es: Elasticsearch, prefix: str, answers_as_bytes: Elasticsearch | None = None):
+        self.es, self.prefix, self.answers_as_bytes = es, prefix, answers_as_bytes
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -123,6 +127,14 @@ class EventStore:
     def search(self, dataset: Dataset, body: dict, filter_path: str | None = None) -> dict:
         """Elasticsearch's answer to one search body over the dataset's indices."""
         return self.es.search(index=dataset.index_pattern(self.prefix), body=body, filter_path=filter_path)
+
+    def search_bytes(self, dataset: Dataset, body: dict, filter_path: str | None = None) -> bytes:
+        """`search`'s answer as JSON bytes, unread: a repeated grouped query is recognised by
+        them without parsing (queries.py). Without a bytes client, the parsed answer encoded."""
+        if self.answers_as_bytes is None:
+            return orjson.dumps(self.search(dataset, body, filter_path))
+        index = dataset.index_pattern(self.prefix)
+        return self.answers_as_bytes.search(index=index, body=body, filter_path=filter_path).body
 
     # -- points in time (exports) ---------------------------------------------------------
 
