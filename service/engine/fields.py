@@ -124,6 +124,10 @@ class FieldType:
     def mapping(self) -> dict:
         return {"type": self.es_type, **self.extra_mapping}
 
+    def sort_options(self) -> dict:
+        """What a sort on this field adds to its order and `missing: _last`."""
+        return {}
+
     def from_cell(self, text: str):
         if self.text_cell:
             return text
@@ -208,6 +212,12 @@ class Integer(FieldType):
 
     def schema_field(self, **kwargs):
         return StrictInteger(validate=self.bounds, **kwargs)
+
+    def sort_options(self) -> dict:
+        # `missing: _last` sorts a missing value as the sort type's largest: as integers, an
+        # event holding 2^31-1 would tie with those lacking the field; sorted as longs, none
+        # can. (A long holding 2^63-1 still does: Elasticsearch has no wider integer type.)
+        return {"numeric_type": "long"} if self.es_type == "integer" else {}
 
     def parse_param(self, text: str):
         value = int(text)

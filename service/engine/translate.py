@@ -51,10 +51,11 @@ def entry_query(path: str, items) -> dict:
 
 def sort_clause(dataset: Dataset, order) -> list[dict]:
     order = order or tuple((name.lstrip("-"), name.startswith("-")) for name in dataset.default_order)
-    clauses = [
-        {dataset.orderable[name]: {"order": "desc" if descending else "asc", "missing": "_last"}}
-        for name, descending in order
-    ]
+    clauses = []
+    for name, descending in order:
+        field = dataset.orderable[name]
+        options = dataset.field_map[field].type.sort_options()
+        clauses.append({field: {"order": "desc" if descending else "asc", "missing": "_last", **options}})
     tiebreak = dataset.tiebreak_field or dataset.id_field
     if tiebreak not in {next(iter(clause)) for clause in clauses}:
         clauses.append({tiebreak: {"order": "asc"}})

@@ -308,3 +308,20 @@ def test_a_batch_just_under_the_body_limit_is_stored_whole(app, client, tokens, 
     es.indices.refresh(index=f"{settings.index_prefix}cdx*")
     assert es.count(index=f"{settings.index_prefix}cdx*")["count"] == count
     assert post(client, tokens, body + " ", query="", content_type=NDJSON).status_code == 413
+
+
+@pytest.mark.parametrize("field", ["error_code", "age"])
+@pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
+def test_an_integer_at_its_limit_sorts_before_the_missing_ones(client, tokens, field, descending):
+    """Missing values sort last either way, even past an event holding the type's extreme."""
+    low = 0 if field == "age" else -(2**31)
+    # The extremes' uuids sort after the missing ones': a tie with them would show.
+    values = {"i-y": 2**31 - 1, "i-b": None, "i-z": low, "i-d": 7, "i-e": None}
+    events = [{"uuid": uuid, field: value} for uuid, value in values.items()]
+    events = [{key: value for key, value in event.items() if value is not None} for event in events]
+    assert post(client, tokens, events).status_code == 201
+    order = f"-{field}" if descending else field
+    answer = client.get(f"/events?order_by={order}&page_size=10", headers=auth(tokens["query"])).json
+    present = sorted((v, u) for u, v in values.items() if v is not None)
+    expected = [u for _, u in (present[::-1] if descending else present)] + ["i-b", "i-e"]
+    assert [event["uuid"] for event in answer["events"]] == expected
