@@ -41,19 +41,20 @@ class Remembered:
 
 @dataclass
 class Pages:
-    """The pages of a grouped answer as read: the total, each page's buckets, digest and
-    (but the last's) `after_key`."""
+    """The pages of a grouped answer as read: the total, each page's buckets, digest (when
+    signed) and (but the last's) `after_key`."""
 
     total: int | None = None
     pages: list[list[dict]] = field(default_factory=list)
     digests: list[bytes] = field(default_factory=list)
     afters: list[dict] = field(default_factory=list)
 
-    def add(self, response: dict, buckets: list[dict], signature: bytes) -> None:
+    def add(self, response: dict, buckets: list[dict], signature: bytes | None) -> None:
         if self.total is None:
             self.total = shape.total(response)
         self.pages.append(buckets)
-        self.digests.append(signature)
+        if signature is not None:
+            self.digests.append(signature)
 
 
 def read_page(text: bytes) -> tuple[dict, list[dict], dict | None]:
@@ -162,7 +163,7 @@ class QueryService:
         fetched, known = self.remembered_pages(dataset, params, scope, key)
         if known is not None:
             return known.total, known.rows
-        answer = self.read_pages(dataset, params, scope, fetched)
+        answer = self.read_pages(dataset, params, scope, fetched, sign=True)
         try:
             rows = shaped_rows(dataset, params, answer.pages, previous)
         except ParameterError as exc:
@@ -173,14 +174,15 @@ class QueryService:
 
     def remembered_pages(
         self, dataset: Dataset, params: QueryParams, scope: Scope, key: tuple
-    ) -> tuple[list[bytes], Remembered | None]:
+    ) -> tuple[list[tuple[bytes, bytes]], Remembered | None]:
         """Fetch the answer's pages, unread, while they match a remembered answer's: (the pages
-        fetched, that answer when every page matched). The first page's digest finds it; each
-        later page is asked from the `after_key` the same earlier page held."""
+        fetched with their digests, that answer when every page matched). The first page's
+        digest finds it; each later page is asked from the `after_key` the same earlier page held."""
         fetched, after = [], None
         while True:
-            fetched.append(self.page_bytes(dataset, params, scope, after))
-            page, signature = len(fetched) - 1, digest_bytes(fetched[-1])
+            text = self.page_bytes(dataset, params, scope, after)
+            page, signature = len(fetched), digest_bytes(text)
+            fetched.append((text, signature))
             if page == 0:
                 known = self.rows_cache.remembered((*key, signature))
             if known is None or known.digests[page] != signature:
@@ -194,14 +196,21 @@ class QueryService:
         body = group_body(dataset, params, scope.institutions, after, size=composite_size(params))
         return self.store.search_bytes(dataset, body, GROUP_FILTER_PATH)
 
-    def read_pages(self, dataset: Dataset, params: QueryParams, scope: Scope, fetched: list[bytes]) -> Pages:
-        """Every page of the answer read: those `fetched` already, then the rest."""
+    def read_pages(
+        self, dataset: Dataset, params: QueryParams, scope: Scope, fetched: list | tuple = (), sign=False
+    ) -> Pages:
+        """Every page of the answer read: those `fetched` already (text, digest), then the rest,
+        digested when `sign` (to remember the answer by)."""
         size, answer, after = composite_size(params), Pages(), None
         while True:
             page = len(answer.pages)
-            text = fetched[page] if page < len(fetched) else self.page_bytes(dataset, params, scope, after)
+            if page < len(fetched):
+                text, signature = fetched[page]
+            else:
+                text = self.page_bytes(dataset, params, scope, after)
+                signature = digest_bytes(text) if sign else None
             response, buckets, after = read_page(text)
-            answer.add(response, buckets, digest_bytes(text))
+            answer.add(response, buckets, signature)
             if after is None or len(buckets) < size:
                 return answer
             answer.afters.append(after)
@@ -244,16 +253,8 @@ class QueryService:
 
     def all_buckets(self, dataset: Dataset, params: QueryParams, scope: Scope) -> tuple[int, list[list]]:
         """(events matching, every page of buckets): pages the composite aggregation to its end."""
-        pages, after, total = [], None, None
-        size = composite_size(params)
-        while True:
-            body = group_body(dataset, params, scope.institutions, after, size=size)
-            response, buckets, after = self.composite_page(dataset, body)
-            if total is None:
-                total = shape.total(response)
-            pages.append(buckets)
-            if after is None or len(buckets) < size:
-                return total, pages
+        answer = self.read_pages(dataset, params, scope)
+        return answer.total, answer.pages
 
     def composite_page(self, dataset: Dataset, body: dict) -> tuple[dict, list[dict], dict | None]:
         """One search of a grouped query: (the answer, its buckets, the next `after` key)."""
