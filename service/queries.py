@@ -20,7 +20,7 @@ from .engine.params import QueryParams
 from .engine.registry import Dataset
 from .engine.translate import GROUP_FILTER_PATH, composite_size, group_body, search_body
 from .errors import ApiError, validation_error
-from .rows_cache import RowsCache, digest, digest_bytes
+from .rows_cache import RowsCache, SharedRows, digest, digest_bytes
 from .store import EventStore
 
 #: Events fetched per search while exporting: large enough for few round trips, small enough
@@ -36,7 +36,7 @@ class Remembered:
     total: int
     afters: list[dict]
     digests: list[bytes]
-    rows: list[dict]
+    rows: SharedRows
 
 
 @dataclass
@@ -165,7 +165,7 @@ class QueryService:
             return known.total, known.rows
         answer = self.read_pages(dataset, params, scope, fetched, sign=True)
         try:
-            rows = shaped_rows(dataset, params, answer.pages, previous)
+            rows = SharedRows(shaped_rows(dataset, params, answer.pages, previous))
         except ParameterError as exc:
             raise refusal(exc) from exc
         remembered = Remembered(answer.total, answer.afters, answer.digests, rows)

@@ -30,6 +30,19 @@ def digest_bytes(text: bytes) -> bytes:
     return hashlib.sha256(text).digest()[:16]
 
 
+class SharedRows(list):
+    """Rows the cache shares between requests (so never changed once made), with their JSON
+    text once a response has encoded them (`jsonio`): a repeat's answer then copies that text
+    instead of encoding thousands of rows again, which was a fifth of a cached repeat's CPU
+    (docs/benchmarks.md). Held beside the rows, it about doubles what an entry keeps."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, rows=()):
+        super().__init__(rows)
+        self.json: bytes | None = None
+
+
 class RowsCache:
     """Least recently used answers, holding at most `max_rows` rows in all (0: remember none)."""
 

@@ -8,7 +8,7 @@ import pytest
 from service import queries
 from service.datasets.cdx import CDX
 from service.queries import QueryService, Scope
-from service.rows_cache import RowsCache
+from service.rows_cache import RowsCache, SharedRows
 from tests.unit.test_translate import parse
 
 
@@ -51,6 +51,7 @@ def test_a_repeat_is_answered_from_its_pages_bytes_without_reading_them(monkeypa
     assert [row["count"] for row in first] == [1, 2, 3, 4, 5] and store.searches == 3
     monkeypatch.setattr(queries, "read_page", lambda text: pytest.fail("a repeat was read"))
     assert rows_of(service) is first and store.searches == 6
+    assert isinstance(first, SharedRows)  # so its answer is encoded once (jsonio)
 
 
 @pytest.mark.parametrize(("gains", "loses"), [("a", "b"), ("c", "d"), ("e", "d")])
