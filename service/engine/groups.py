@@ -91,6 +91,11 @@ class Group:
     def derive(self, event: dict) -> dict:
         return {}
 
+    @property
+    def derives(self) -> bool:
+        """Whether `derive` computes anything (most groupings compute nothing: skipped per event)."""
+        return bool(self.derived_mapping())
+
 
 def _frozen(value):
     return tuple(value) if isinstance(value, list) else value
@@ -361,32 +366,38 @@ class EntryKey(Group):
 
     def derived_mapping(self) -> dict:
         keyword = {"type": "keyword", "ignore_above": 4096}
-        return {f"{self.field}_{self.name}": keyword, f"{self.field}_entry": keyword}
+        names = self._derived_names[0] if self.derives else (f"{self.field}_{self.name}",)
+        return {**dict.fromkeys(names, keyword), f"{self.field}_entry": keyword}
+
+    @property
+    def derives(self) -> bool:
+        """The first key derives every key's list and the whole entries, in one pass over the
+        entries; the other keys' groups derive nothing of their own."""
+        return self.name == self.entry_keys[0]
 
     def derive(self, event: dict) -> dict:
+        if not self.derives:
+            return {}
         # An event without entries gets ABSENT too, so its null row is the same bucket as an
         # entry lacking the key (and sorts first, as composite missing buckets do).
         entries = event.get(self.field) or ({},)
-        name, keys = self.name, self.entry_keys
-        own, whole = self._derived_names
-        if name != keys[0]:
-            return {own: sorted({entry.get(name, ABSENT) for entry in entries})}
-        # The whole-entry keyword is made once, by the first key.
-        if len(keys) == 2:  # the usual pair (condition, result): one pass, no list per entry
-            second, values, entire = keys[1], set(), set()
-            for entry in entries:
-                value = entry.get(name, ABSENT)
-                values.add(value)
-                entire.add(value + JOINER + entry.get(second, ABSENT))
-            return {own: sorted(values), whole: sorted(entire)}
-        return {
-            own: sorted({entry.get(name, ABSENT) for entry in entries}),
-            whole: sorted({JOINER.join([entry.get(key, ABSENT) for key in keys]) for entry in entries}),
+        keys, (names, whole) = self.entry_keys, self._derived_names
+        if len(entries) == 1:  # nearly every event: no sets, no sorting
+            values = [entries[0].get(key, ABSENT) for key in keys]
+            derived = {name: [value] for name, value in zip(names, values, strict=True)}
+            derived[whole] = [JOINER.join(values)]
+            return derived
+        derived = {
+            name: sorted({entry.get(key, ABSENT) for entry in entries})
+            for name, key in zip(names, keys, strict=True)
         }
+        derived[whole] = sorted({JOINER.join([entry.get(key, ABSENT) for key in keys]) for entry in entries})
+        return derived
 
     @cached_property
-    def _derived_names(self) -> tuple[str, str]:
-        return f"{self.field}_{self.name}", f"{self.field}_entry"
+    def _derived_names(self) -> tuple[tuple[str, ...], str]:
+        """(each key's derived list, the whole entries' list)."""
+        return tuple(f"{self.field}_{key}" for key in self.entry_keys), f"{self.field}_entry"
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,7 @@ class Dataset:
     @cached_property
     def deriving_groups(self) -> tuple[Group, ...]:
         """The groupings that compute fields on ingest (most compute none: skip them per event)."""
-        return tuple(group for group in self.groups.values() if group.derived_mapping())
+        return tuple(group for group in self.groups.values() if group.derives)
 
     def derive(self, event: dict) -> dict:
         derived = {}

@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from service.datasets.cdx import CDX
@@ -474,3 +476,29 @@ def test_integer_range_ends_the_type_cannot_hold_are_sent_open():
     ranges = group.bucket_aggregation(params.bucket_options)["range"]["ranges"]
     assert ranges == [{"key": "0", "from": 3}, {"key": "1", "from": 0, "to": 10}]
     assert group.bucket_rows("0") == {"age": [3, 2**31]}  # rows keep the ends as asked
+
+
+ENTRY_VALUES = st.sampled_from(["mtb", "hiv", "positive", "negative", "", "é"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.none(),
+        st.lists(
+            st.dictionaries(st.sampled_from(["condition", "result"]), ENTRY_VALUES, max_size=2), max_size=4
+        ),
+    )
+)
+def test_entry_keys_derived_in_one_pass_are_their_definition(entries):
+    """Each key's list is its distinct values (ABSENT where an entry lacks it), the whole
+    entries' list the distinct joined pairs, all sorted; no entries count as one empty entry."""
+
+    event = {"uuid": "x"} if entries is None else {"uuid": "x", "results": entries}
+    derived = CDX.derive(event)
+    whole = entries or [{}]
+    for key in ("condition", "result"):
+        assert derived[f"results_{key}"] == sorted({entry.get(key, ABSENT) for entry in whole})
+    pairs = {entry.get("condition", ABSENT) + JOINER + entry.get("result", ABSENT) for entry in whole}
+    assert derived["results_entry"] == sorted(pairs)
+    assert set(derived) <= set(CDX.derived_mapping)  # each is mapped in the template
