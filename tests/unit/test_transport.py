@@ -55,3 +55,20 @@ def test_a_request_without_body_sends_its_headers_before_waiting_for_the_answer(
 def test_the_node_opens_one_write_connections_for_its_scheme(scheme, connection):
     node = OneWriteNode(NodeConfig(scheme, "localhost", 9200))
     assert node.pool.ConnectionCls is connection
+
+
+@pytest.mark.parametrize("raw_answers", [False, True])
+def test_the_clients_send_bulk_bytes_as_they_are(raw_answers):
+    from service.config import Settings
+    from service.extensions import make_client
+    from service.store import bulk_body
+
+    client = make_client(Settings.from_env(es_url="http://127.0.0.1:9"), raw_answers=raw_answers)
+    serializers = client.transport.serializers
+    body = bulk_body([("i", "a", {"x": 1}), ("i", "b", b'{"y":2}')])
+    for mimetype in ("application/x-ndjson", "application/vnd.elasticsearch+x-ndjson; compatible-with=9"):
+        assert serializers.dumps(body, mimetype) is body
+        # Lines given as objects are still encoded, one per line.
+        assert serializers.dumps([{"a": 1}, b'{"b":2}'], mimetype) == b'{"a":1}\n{"b":2}\n'
+    json = "application/vnd.elasticsearch+json; compatible-with=9"
+    assert serializers.loads(b'{"a":1}', json) == (b'{"a":1}' if raw_answers else {"a": 1})
