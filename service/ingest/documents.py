@@ -42,6 +42,17 @@ class _Prepared:
         return added[name] if name in added else self.event.get(name, default)
 
 
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _fields_of(struct: type) -> frozenset[str]:
+    """A Struct type's field names, as a set made once per type."""
+    known = _FIELDS.get(struct)
+    if known is None:
+        known = _FIELDS[struct] = frozenset(struct.__struct_fields__)
+    return known
+
+
 def document(dataset: Dataset, event, now: datetime, new_id: Callable[[], int]) -> tuple[object, dict]:
     """(id, document) of a valid event: a dict, or a Struct taken apart."""
     if isinstance(event, msgspec.Struct):
@@ -56,20 +67,29 @@ def encoded(
     """(id, Encoded) of a valid event Struct: the same JSON value as `document` gives (its keys
     in the Struct's order), with no dict made of it."""
     added = dataset.prepare(event, now, new_id) if dataset.prepare else {}
-    fields = event.__struct_fields__
-    # What the Struct holds (cdx's uuid, created_at) is set in a copy of it, so no key is
-    # written twice; the others (roundware's server-side id) are appended.
-    inside = {name: value for name, value in added.items() if name in fields}
-    if inside:
-        event = msgspec.structs.replace(event, **inside)
-        added = {name: value for name, value in added.items() if name not in inside}
-    whole = _Prepared(event, added) if added else event
+    # What the Struct holds (cdx's uuid, created_at) is set in a copy of it, and only if the
+    # service changed it (a device that sent both keeps its Struct), so no key is written
+    # twice; the others (roundware's server-side id) are appended.
+    fields, changed, outside = _fields_of(type(event)), {}, {}
+    for name, value in added.items():
+        if name not in fields:
+            outside[name] = value
+        elif getattr(event, name) is not value:
+            changed[name] = value
+    if changed:
+        event = msgspec.structs.replace(event, **changed)
+    whole = _Prepared(event, outside) if outside else event
     derived = dataset.derive(whole)
     if derived:
-        added = {**added, "derived": derived}
+        outside["derived"] = derived
     body = _ENCODE(event)
-    if added:
-        tail = _ENCODE(added)
+    if outside:
+        tail = _ENCODE(outside)
         body = body[:-1] + (b"," + tail[1:] if len(body) > 2 else tail[1:])
-    partition = next((value for name in dataset.partition_fields if (value := whole.get(name))), None)
+    for name in dataset.partition_fields:
+        partition = whole.get(name)
+        if partition:
+            break
+    else:
+        partition = None
     return whole.get(dataset.id_field), Encoded(body, partition)
