@@ -132,10 +132,26 @@ def refresh_param() -> str | bool:
     raise validation_error("refresh must be wait_for, true or false.", {"fields": {"refresh": ["Invalid."]}})
 
 
+def body_bytes() -> bytes:
+    """The request body, read whole. With a known length it is asked for in one read, which
+    gunicorn serves from up to 1 MiB per `recv`; werkzeug's `get_data` asks 64 KiB at a time,
+    each read through every layer (the body deadline's timer included): 35 reads for a
+    5,000-event batch."""
+    length = request.content_length
+    if not length:
+        return request.get_data(cache=False)
+    stream, parts, received = request.stream, [], 0  # `stream` enforces MAX_CONTENT_LENGTH
+    while received < length:
+        part = stream.read(length - received)
+        if not part:  # werkzeug raises ClientDisconnected (400) first; this only ends the loop
+            break
+        parts.append(part)
+        received += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def read_batch():
-    raw = decode_body(
-        request.get_data(cache=False), request.headers.get("Content-Encoding"), settings().max_body_bytes
-    )
+    raw = decode_body(body_bytes(), request.headers.get("Content-Encoding"), settings().max_body_bytes)
     return parse_events(raw, request.headers.get("Content-Type", ""))
 
 
