@@ -47,6 +47,17 @@ class Field:
     client_clock: bool = False
     doc: str = ""
 
+    def __post_init__(self):
+        # The group of a nested field's first entry key derives every key's values on ingest
+        # (`EntryKey.derive`): without it, the others would group nothing.
+        declared = {group.name for group in self.groups if isinstance(group, EntryKey)}
+        for group in self.groups:
+            if isinstance(group, EntryKey) and group.entry_keys[0] not in declared:
+                raise ValueError(
+                    f"Field {self.name!r}: declare the group of its first entry key "
+                    f"{group.entry_keys[0]!r}, which derives the others' values on ingest."
+                )
+
     @property
     def sortable(self) -> bool:
         return self.type.es_type in SORTABLE_TYPES and not self.pii

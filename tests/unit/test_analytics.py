@@ -502,3 +502,14 @@ def test_entry_keys_derived_in_one_pass_are_their_definition(entries):
     pairs = {entry.get("condition", ABSENT) + JOINER + entry.get("result", ABSENT) for entry in whole}
     assert derived["results_entry"] == sorted(pairs)
     assert set(derived) <= set(CDX.derived_mapping)  # each is mapped in the template
+
+
+def test_a_nested_field_must_declare_its_first_entry_keys_group():
+    from service.engine.fields import Nested
+    from service.engine.groups import EntryKey
+    from service.engine.registry import Field
+
+    keys = ("condition", "result")
+    Field("results", Nested(keys=keys), groups=(EntryKey("condition", entry_keys=keys),))
+    with pytest.raises(ValueError, match="first entry key 'condition'"):
+        Field("results", Nested(keys=keys), groups=(EntryKey("result", entry_keys=keys),))
