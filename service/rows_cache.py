@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
 from threading import Lock
 
 import orjson
@@ -52,17 +51,6 @@ class RowsCache:
         self._entries: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
         self._rows = 0
         self._lock = Lock()
-
-    def rows(self, key: tuple, make: Callable[[], list]) -> list:
-        """The rows remembered under `key`, else `make()`'s (remembered if they fit).
-
-        The rows are shared between requests: callers must not change them.
-        """
-        rows = self.remembered(key)
-        if rows is None:
-            rows = make()
-            self.remember(key, rows, len(rows))
-        return rows
 
     def remembered(self, key: tuple):
         """What `remember` kept under `key`, or None."""

@@ -7,24 +7,22 @@ from service.rows_cache import RowsCache, digest
 
 def test_rows_cache_remembers_within_its_bound_and_forgets_the_oldest():
     cache = RowsCache(max_rows=8)
-    made = []
 
-    def make(n):
-        made.append(n)
+    def rows(n):
         return [{"count": i} for i in range(n)]
 
-    assert cache.rows(("a",), lambda: make(2)) == make(2)[:2]
-    made.clear()
-    assert cache.rows(("a",), lambda: make(2)) == [{"count": 0}, {"count": 1}] and made == []
-    cache.rows(("big",), lambda: make(3))  # over a quarter of the room: answered, not kept
-    cache.rows(("big",), lambda: make(3))
-    assert made == [3, 3]
+    assert cache.remembered(("a",)) is None
+    cache.remember(("a",), rows(2), 2)
+    assert cache.remembered(("a",)) == [{"count": 0}, {"count": 1}]
+    cache.remember(("big",), rows(3), 3)  # over a quarter of the room: not kept
+    assert cache.remembered(("big",)) is None
     for key in "bcde":
-        cache.rows((key,), lambda: make(2))
-    made.clear()
-    cache.rows(("a",), lambda: make(2))  # the oldest went to make room
-    assert made == [2]
-    assert RowsCache(0).rows(("a",), lambda: make(1)) == [{"count": 0}]
+        cache.remember((key,), rows(2), 2)
+    assert cache.remembered(("a",)) is None  # the oldest went to make room
+    assert cache.remembered(("e",)) == rows(2)
+    empty = RowsCache(0)
+    empty.remember(("a",), rows(1), 1)
+    assert empty.remembered(("a",)) is None
 
 
 def test_digest_tells_answers_apart():
