@@ -365,9 +365,9 @@ class EntryKey(Group):
         return f"derived.{self.field}_{self.name}"
 
     def derived_mapping(self) -> dict:
-        keyword = {"type": "keyword", "ignore_above": 4096}
-        names = self._derived_names[0] if self.derives else (f"{self.field}_{self.name}",)
-        return {**dict.fromkeys(names, keyword), f"{self.field}_entry": keyword}
+        # Every key's group maps every key's list (the first key's derives them all).
+        names, whole = self._derived_names
+        return {name: {"type": "keyword", "ignore_above": 4096} for name in (*names, whole)}
 
     @property
     def derives(self) -> bool:
