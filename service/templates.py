@@ -34,7 +34,13 @@ def index_template(dataset: Dataset, prefix: str = DEFAULT_PREFIX) -> dict:
                 "index.number_of_shards": 1,
                 # One replica as soon as a second node exists; none on a single dev node.
                 "index.auto_expand_replicas": "0-1",
-                "index.refresh_interval": "1s",
+                # No `index.refresh_interval`: left unset, Elasticsearch refreshes every second
+                # only the shards searched in the last 30 s (`index.search.idle.after`); a
+                # search of an idle shard first waits for a refresh, and `?refresh=wait_for`
+                # still makes one, so every query sees what was acknowledged. An explicit "1s"
+                # refreshed each written monthly shard every second whether anyone searched it
+                # or not: single POSTs spread over 24 months cost the node 5,400 µs per event
+                # with it against 700-1,550 without (docs/benchmarks.md, sixth round).
             },
             "mappings": {
                 # A stray field is refused rather than growing the mapping.

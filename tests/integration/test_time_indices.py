@@ -3,6 +3,7 @@ as one collection."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from service.datasets import CDX, ROUNDWARE
@@ -85,3 +86,35 @@ def test_grouping_with_no_index_yet_is_empty(client, tokens, es, settings):
     assert response.json == {"total_count": 0, "events": [], "exact": True}
     listed = client.get("/api/2/events/", headers=auth(tokens["query"]))
     assert listed.json == [] and listed.headers["X-Total-Count"] == "0"
+
+
+def test_a_search_idle_month_still_shows_every_acknowledged_event(client, tokens, es, settings, fresh_cdx):
+    """The template leaves `index.refresh_interval` unset, so a monthly shard nobody searches is
+    not refreshed every second (service/templates.py); a query still sees every event stored
+    before it, and `?refresh=wait_for` still answers once its events are searchable."""
+    index = f"{settings.index_prefix}cdx-2017.03"
+
+    def post(uuid: str, query: str = "") -> None:
+        event = {"uuid": uuid, "start_time": "2017-03-09T10:00:00Z"}
+        response = client.post(f"/events{query}", json=event, headers=auth(tokens["ingest"]))
+        assert response.status_code == 201, response.json
+
+    def count() -> int:
+        answer = client.get("/events?page_size=0&since=2017-03-01", headers=auth(tokens["query"]))
+        return answer.json["total_count"]
+
+    def refreshes() -> int:
+        return es.indices.stats(index=index, metric="refresh")["_all"]["primaries"]["refresh"]["total"]
+
+    post("idle-1", "?refresh=wait_for")
+    assert "refresh_interval" not in es.indices.get_settings(index=index)[index]["settings"]["index"]
+    es.indices.put_settings(index=index, settings={"index.search.idle.after": "1s"})
+    time.sleep(1.5)  # no search for longer than search.idle.after: the shard is search idle
+    post("idle-2")
+    before = refreshes()
+    time.sleep(2.5)  # two refresh intervals pass without a refresh of the idle shard
+    assert refreshes() == before
+    assert count() == 2  # the search waited for the pending refresh
+    time.sleep(1.5)
+    post("idle-3", "?refresh=wait_for")
+    assert count() == 3
