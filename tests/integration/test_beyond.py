@@ -263,12 +263,14 @@ def test_export_ndjson_and_csv(client, tokens):
 
 
 def test_export_names_one_charset(client, tokens):
+    # Each streamed answer is closed here, as a server closes it once sent: left open, its
+    # generator is collected later, inside another request's context.
     for path in ("/events/export?format=csv", "/api/2/events/export?format=csv"):
-        response = client.get(path, headers=auth(tokens["query"]))
-        assert response.status_code == 200
-        assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
-    response = client.get("/events/export", headers=auth(tokens["query"]))
-    assert response.headers["Content-Type"] == "application/x-ndjson"
+        with client.get(path, headers=auth(tokens["query"])) as response:
+            assert response.status_code == 200
+            assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    with client.get("/events/export", headers=auth(tokens["query"])) as response:
+        assert response.headers["Content-Type"] == "application/x-ndjson"
 
 
 def test_export_respects_institution_restriction(client, tokens):
