@@ -33,6 +33,8 @@ run: $(STAMP) $(NODE_STAMP)
 ## The whole test suite against a real Elasticsearch node (a local one unless ES_URL is set),
 ## the pages in headless Chromium included (REQUIRE_BROWSER: a missing browser fails, not skips).
 test: $(STAMP) $(NODE_STAMP) browser
+	@# curl runs the README's examples (tests/integration/test_readme_examples.py).
+	@command -v curl >/dev/null || $(APT_INSTALL) curl
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
