@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -44,6 +45,8 @@ def quick_start(settings):
             if line.startswith("API docs:"):
                 break
         banner = "".join(printed)
+        # Whatever it prints later is read too, so a full pipe never stalls it.
+        threading.Thread(target=server.stdout.read, daemon=True).start()
         token = re.search(r"Development token: (\S+)", banner).group(1)
         wait_until_answering(port)
         yield port, token, banner
