@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -261,6 +262,19 @@ def document_count(es, index: str) -> int:
     """Documents in the dataset index `index` (all its monthly indices)."""
     es.indices.refresh(index=f"{index}*")
     return es.count(index=f"{index}*")["count"]
+
+
+def wait_until_up(base: str, timeout: float = 120) -> None:
+    """Until the service at `base` answers `/health`; the last connection error after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=30):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def wait_until(predicate, timeout: float, step: float = 0.5) -> bool:

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scripts.local_es import free_port
 from service.observability import JsonFormatter
 from tests.conftest import ROOT, auth
+from tests.load import wait_until_up
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -174,15 +175,3 @@ def wait_for_workers(master: int, exclude: set[int]) -> list[int]:
 def get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.status, response.read().decode()
-
-
-def wait_until_up(base: str) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            get(f"{base}/health")
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)

@@ -10,15 +10,13 @@ import re
 import signal
 import subprocess
 import threading
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from scripts.local_es import free_port
+from tests.conftest import ROOT
+from tests.load import wait_until_up
 
-ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 #: The README's shell blocks that call the service (in the README's order: a query follows the
 #: post it finds).
@@ -48,7 +46,7 @@ def quick_start(settings):
         # Whatever it prints later is read too, so a full pipe never stalls it.
         threading.Thread(target=server.stdout.read, daemon=True).start()
         token = re.search(r"Development token: (\S+)", banner).group(1)
-        wait_until_answering(port)
+        wait_until_up(f"http://127.0.0.1:{port}", timeout=60)
         yield port, token, banner
     finally:
         os.killpg(server.pid, signal.SIGINT)  # Ctrl-C, as the README says
@@ -57,18 +55,6 @@ def quick_start(settings):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-
-
-def wait_until_answering(port: int, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def shell(script: str, port: int, token: str) -> str:
