@@ -39,8 +39,8 @@ def index_template(dataset: Dataset, prefix: str = DEFAULT_PREFIX) -> dict:
                 # search of an idle shard first waits for a refresh, and `?refresh=wait_for`
                 # still makes one, so every query sees what was acknowledged. An explicit "1s"
                 # refreshed each written monthly shard every second whether anyone searched it
-                # or not: single POSTs spread over 24 months cost the node 5,400 µs per event
-                # with it against 700-1,550 without (docs/benchmarks.md, sixth round).
+                # or not: single POSTs spread over 24 months cost the node 5,400-7,500 µs per
+                # event with it against 700-1,550 without (docs/benchmarks.md, sixth round).
             },
             "mappings": {
                 # A stray field is refused rather than growing the mapping.
