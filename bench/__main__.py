@@ -20,6 +20,7 @@ from service.config import Settings
 
 from . import phases, report
 from .data import Dataset
+from .report import MAIN_BATCH, SINGLE
 from .server import RssSampler, Service, lifetime_peak_mb
 
 PREFIX, DIRECT_PREFIX = "bench-", "benchd-"
@@ -39,7 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--single-events", type=int, default=6_000, help="single POSTs per side")
     parser.add_argument("--single-rounds", type=int, default=4)
-    parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive clients")
+    parser.add_argument(
+        "--clients", default="32,16", help="concurrent keep-alive clients of each single-POST phase"
+    )
     parser.add_argument("--query-runs", type=int, default=40, help="timed pairs per query and cache mode")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--heap", default=os.environ.get("ES_HEAP", "1g"))
@@ -50,6 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.sizes, args.batch_events, args.single_events, args.query_runs = "20000", 8_000, 1_000, 10
         args.other_batch_events = 3_000
     args.sizes = [int(size) for size in args.sizes.split(",")]
+    args.clients = [int(clients) for clients in args.clients.split(",")]
     args.load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     return args
 
@@ -116,7 +120,6 @@ OTHER_BATCHES = (
     ("batch ingest, 1 sender, one month", 1, True, False),
     ("batch ingest, direct into one plain index", None, False, True),
 )
-MAIN_BATCH = "batch ingest, backlog over 24 months"
 
 
 def run_steps(args, es: Elasticsearch, es_url: str, service: Service, token: str) -> list[dict]:
@@ -131,8 +134,9 @@ def run_steps(args, es: Elasticsearch, es_url: str, service: Service, token: str
     for size in args.sizes:
         step = {"size": size, "rss": {}, "ingest": {}}
         others = args.other_batch_events * len(OTHER_BATCHES)
-        batch = min(args.batch_events, size - stored - args.single_events - others)
-        filling = size - stored - args.single_events - batch - others
+        singles = args.single_events * len(args.clients)
+        batch = min(args.batch_events, size - stored - singles - others)
+        filling = size - stored - singles - batch - others
         if filling > 0:
             log(f"[{size:,}] filling {filling:,} events into both indices (not measured)")
             phases.fill(es, [PREFIX, DIRECT_PREFIX], data, stored, filling)
@@ -155,12 +159,13 @@ def run_steps(args, es: Elasticsearch, es_url: str, service: Service, token: str
             )
             step["ingest"][name] = sampled(service, step["rss"], name, run)
             stored += args.other_batch_events
-        log(f"[{size:,}] single POSTs: {args.single_events:,} per side, {args.clients} clients")
-        run = partial(
-            phases.single_ingest, setup, stored, args.single_events, args.single_rounds, args.clients
-        )
-        step["ingest"]["single POST"] = sampled(service, step["rss"], "single POST", run)
-        stored += args.single_events
+        for clients in args.clients:
+            name = f"{SINGLE} {clients} clients"
+            log(f"[{size:,}] {name}: {args.single_events:,} per side")
+            events, rounds = args.single_events, args.single_rounds
+            run = partial(phases.single_ingest, setup, stored, events, rounds, clients)
+            step["ingest"][name] = sampled(service, step["rss"], name, run)
+            stored += args.single_events
         es.indices.refresh(index=[service_index, direct_index])
         step["counts"] = [es.count(index=i)["count"] for i in (service_index, direct_index)]
         step["identical"] = same_documents(es, data, service_index, direct_index, stored)
