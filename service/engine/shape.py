@@ -7,7 +7,8 @@ import hashlib
 import itertools
 import json
 import math
-from operator import getitem
+from itertools import repeat
+from operator import itemgetter
 
 from . import analytics
 from .dates import LAST_MS, epoch_ms, from_iso
@@ -49,9 +50,11 @@ def add_buckets(params: QueryParams, buckets: list[dict], acc: dict) -> dict:
     names = row_names(params)
     nested = [(i, g) for i, g in enumerate(params.groups) if g.bucket_aggregation(options) is not None]
     sources = [(i, g, f"g{i}") for i, g in enumerate(params.groups) if (i, g) not in nested]
+    # Anything besides counts is folded per row; counts alone (the usual query) are added here.
+    folds = bool(params.stats or params.rates or params.distinct)
     # Many buckets share a value (a week, a gender): each value is formatted once.
     formatted: dict[tuple, list[tuple]] = {}
-    parts: list = [None] * len(params.groups)
+    parts: list = [[()]] * len(params.groups)
     for bucket in buckets:
         for i, group, name in sources:
             raw = bucket["key"][name]
@@ -59,11 +62,27 @@ def add_buckets(params: QueryParams, buckets: list[dict], acc: dict) -> dict:
             if part is None:
                 part = formatted[(i, raw)] = [_values(row) for row in group.rows(raw, options)]
             parts[i] = part
-        for chosen, leaf in _leaves(bucket, nested, (), formatted):
-            for i, values in chosen:
-                parts[i] = [values]
-            for combination in itertools.product(*parts):
-                _add_row(acc, sum(combination, ()), leaf, params, names)
+        # Each group's values of a row, in group order: the nested groups' are set per leaf.
+        # A bucket whose source values each stand for one row (nearly every bucket) makes one
+        # row per leaf; the others cross the rows their values stand for.
+        slots = [part[0] for part in parts] if all(len(part) == 1 for part in parts) else None
+        for chosen, leaf in _leaves(bucket, nested, (), formatted) if nested else (((), bucket),):
+            if slots is None:
+                for i, values in chosen:
+                    parts[i] = [values]
+                keys = [sum(combination, ()) for combination in itertools.product(*parts)]
+            else:
+                for i, values in chosen:
+                    slots[i] = values
+                keys = (sum(slots, ()),)
+            count = leaf["doc_count"]
+            for key in keys:
+                entry = acc.get(key)
+                if entry is None:
+                    entry = acc[key] = {"count": 0, "stats": {}}
+                entry["count"] += count
+                if folds:
+                    _fold(entry, key, leaf, params, names)
     return acc
 
 
@@ -72,24 +91,22 @@ def _values(partial: dict) -> tuple:
 
 
 def _leaves(bucket: dict, nested: list, chosen: tuple, formatted: dict):
-    """(the nested groups' key values, the innermost bucket) for every non-empty leaf."""
-    if not nested:
-        yield chosen, bucket
-        return
+    """(the nested groups' key values, the innermost bucket) for every non-empty leaf of a
+    bucket with nested aggregations (`nested` is not empty)."""
     (i, group), rest = nested[0], nested[1:]
     for sub in bucket[f"g{i}"]["buckets"]:
         if sub["doc_count"]:
             values = formatted.get((i, sub["key"]))
             if values is None:
                 values = formatted[(i, sub["key"])] = _values(group.bucket_rows(sub["key"]))
-            yield from _leaves(sub, rest, (*chosen, (i, values)), formatted)
+            if rest:
+                yield from _leaves(sub, rest, (*chosen, (i, values)), formatted)
+            else:  # the innermost level: no generator per leaf
+                yield (*chosen, (i, values)), sub
 
 
-def _add_row(acc: dict, key: tuple, bucket: dict, params: QueryParams, names: tuple) -> None:
-    entry = acc.get(key)
-    if entry is None:
-        entry = acc[key] = {"count": 0, "stats": {}}
-    entry["count"] += bucket["doc_count"]
+def _fold(entry: dict, key: tuple, bucket: dict, params: QueryParams, names: tuple) -> None:
+    """A bucket's statistics, rates and distinct values added to its row's accumulator."""
     for name in params.stats:
         entry["stats"][name] = merge_stats(entry["stats"].get(name), read_stats(bucket, name))
     if params.rates or params.distinct:
@@ -135,39 +152,37 @@ def rows(params: QueryParams, acc: dict, bounds: dict | None = None) -> list[dic
         acc = zero_fill(params, acc, bounds or {})
     names = row_names(params)
     groups = [group for group in params.groups for _ in group.keys]
-    columns = list(zip(*acc, strict=True)) or [()] * len(names)
+    keys, entries = list(acc), list(acc.values())
+    # Column by column, each step a C loop over the rows (a grouped answer holds thousands):
+    # a Python step per row made this function most of a new grouped query's cost.
+    columns = [list(map(itemgetter(at), keys)) for at in range(len(names))]
+    distinct = [set(column) for column in columns]
     # Each distinct value's sort key is computed once, not once per row.
     sort_keys = [
-        {value: group.sort_key(name, value) for value in set(column)}
-        for name, group, column in zip(names, groups, columns, strict=True)
+        list(map({value: group.sort_key(name, value) for value in values}.__getitem__, column))
+        for name, group, values, column in zip(names, groups, distinct, columns, strict=True)
     ]
-    entries = list(acc.items())
+    counts = list(map(itemgetter("count"), entries))
+    order = list(range(len(keys)))
     if not params.order:  # by every key, ascending: one pass
-        entries.sort(key=lambda item: tuple(map(getitem, sort_keys, item[0])))
+        order.sort(key=list(zip(*sort_keys, strict=True)).__getitem__ if names else None)
     for name, descending in reversed(params.order):
-        if name == "count":
-            entries.sort(key=lambda item: item[1]["count"], reverse=descending)
-        else:
-            at = names.index(name)
-            entries.sort(key=lambda item, at=at: sort_keys[at][item[0][at]], reverse=descending)
+        by = counts if name == "count" else sort_keys[names.index(name)]
+        order.sort(key=by.__getitem__, reverse=descending)
     # Ranges are tuples in keys (hashable) and lists in rows; merged values `{"other": K}`.
-    listed = [
-        name
-        for name, column in zip(names, columns, strict=True)
-        if any(type(v) is tuple or type(v) is analytics.Other for v in column)
-    ]
+    # Rows share each distinct value's JSON form: nothing changes a row's values in place.
+    for at, values in enumerate(distinct):
+        if any(type(v) is tuple or type(v) is analytics.Other for v in values):
+            columns[at] = list(map({v: analytics.json_value(v) for v in values}.__getitem__, columns[at]))
+    made = list(map(dict, map(zip, repeat((*names, "count")), zip(*columns, counts, strict=True))))
+    result = list(map(made.__getitem__, order))
     extras = params.rates or params.distinct or params.compare
-    result = []
-    for key, entry in entries:
-        row = dict(zip(names, key, strict=True))
-        for name in listed:
-            row[name] = analytics.json_value(row[name])
-        row["count"] = entry["count"]
-        if params.stats:
-            row["stats"] = {name: entry["stats"].get(name) for name in params.stats}
-        if extras:
-            analytics.decorate(row, entry, params)
-        result.append(row)
+    if params.stats or extras:
+        for row, entry in zip(result, map(entries.__getitem__, order), strict=True):
+            if params.stats:
+                row["stats"] = {name: entry["stats"].get(name) for name in params.stats}
+            if extras:
+                analytics.decorate(row, entry, params)
     return result
 
 

@@ -1,0 +1,156 @@
+"""`shape.rows` and `shape.add_buckets` work column by column for speed; these hold them to
+their definition, written the plain way, one row at a time, over random accumulators, orders
+and buckets."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.datasets.cdx import CDX
+from service.engine import analytics, shape
+from service.engine.groups import Terms
+from service.engine.params import query_schema
+
+Schema = query_schema(CDX)
+AGES = [[0, 5], [5, 15], [15, None]]
+#: Each group's row keys as accumulators hold them (ranges as tuples), nulls included.
+VALUES = {
+    "gender": [None, "female", "male", "other"],
+    "result": [None, "error", "negative", "positive"],
+    "start_time": [None, "0001-W01", "2024-W52", "2025-W01", "2025-W10", "9999-W52"],
+    "age": [tuple(r) for r in AGES],
+}
+GROUP_BY = {"gender": "gender", "result": "result", "start_time": "week(start_time)", "age": {"age": AGES}}
+
+
+def reference_rows(params, acc: dict) -> list[dict]:
+    """The definition: every key ascending (nulls first), or `order_by`'s sorts applied last
+    to first on the accumulator's order; ranges as lists."""
+    names = shape.row_names(params)
+    groups = [group for group in params.groups for _ in group.keys]
+    entries = list(acc.items())
+
+    def by_key(at):
+        return lambda item: groups[at].sort_key(names[at], item[0][at])
+
+    if not params.order:
+        entries.sort(key=lambda item: tuple(by_key(at)(item) for at in range(len(names))))
+    for name, descending in reversed(params.order):
+        by = (lambda item: item[1]["count"]) if name == "count" else by_key(names.index(name))
+        entries.sort(key=by, reverse=descending)
+    rows = []
+    for key, entry in entries:
+        row = {name: analytics.json_value(value) for name, value in zip(names, key, strict=True)}
+        row["count"] = entry["count"]
+        if params.stats:
+            row["stats"] = {name: entry["stats"].get(name) for name in params.stats}
+        rows.append(row)
+    return rows
+
+
+@st.composite
+def grouped_answers(draw):
+    names = draw(st.lists(st.sampled_from(list(VALUES)), min_size=1, max_size=4, unique=True))
+    orders = draw(st.lists(st.sampled_from([*names, "count"]), max_size=3, unique=True))
+    order_by = [("-" if draw(st.booleans()) else "") + name for name in orders]
+    body = {"group_by": [GROUP_BY[name] for name in names]}
+    if order_by:
+        body["order_by"] = order_by
+    if draw(st.booleans()):
+        body["stats"] = ["age"]
+    params = Schema().load(body)
+    keys = draw(st.lists(st.tuples(*(st.sampled_from(VALUES[name]) for name in names)), unique=True))
+    acc = {}
+    for key in keys:
+        stats = {"age": {"count": 1, "min": 3, "max": 3, "sum": 3, "avg": 3.0, "percentiles": {}}}
+        acc[key] = {"count": draw(st.integers(0, 5)), "stats": stats if draw(st.booleans()) else {}}
+    return params, acc
+
+
+@settings(max_examples=300, deadline=None)
+@given(grouped_answers())
+def test_rows_are_the_accumulator_ordered_as_defined(answer):
+    params, acc = answer
+    assert shape.rows(params, acc) == reference_rows(params, acc)
+
+
+def reference_add_buckets(params, buckets: list[dict]) -> dict:
+    """The definition: each (non-empty) leaf of each bucket adds its count to every row its
+    source values and nested buckets cross into."""
+    options = params.bucket_options
+    acc = {}
+    for bucket in buckets:
+        parts = []
+        for i, group in enumerate(params.groups):
+            if group.bucket_aggregation(options) is None:
+                rows = group.rows(bucket["key"][f"g{i}"], options)
+                parts.append([tuple(shape._values(row)) for row in rows])
+            else:
+                parts.append(None)
+        nested = [i for i, part in enumerate(parts) if part is None]
+        for leaf, chosen in leaves_of(bucket, params, nested):
+            crossed = [[chosen[i]] if part is None else part for i, part in enumerate(parts)]
+            for combination in itertools.product(*crossed):
+                entry = acc.setdefault(sum(combination, ()), {"count": 0, "stats": {}})
+                entry["count"] += leaf["doc_count"]
+    return acc
+
+
+def leaves_of(bucket: dict, params, nested: list[int]):
+    if not nested:
+        yield bucket, {}
+        return
+    i, rest = nested[0], nested[1:]
+    for sub in bucket[f"g{i}"]["buckets"]:
+        if sub["doc_count"]:
+            values = shape._values(params.groups[i].bucket_rows(sub["key"]))
+            for leaf, chosen in leaves_of(sub, params, rest):
+                yield leaf, {i: values, **chosen}
+
+
+@dataclass(frozen=True)
+class Split(Terms):
+    """A grouping some of whose values stand for no row, or for two."""
+
+    SPLIT: ClassVar[dict] = {"none": [], "two": ["female", "male"]}
+
+    def rows(self, raw, options):
+        return [{self.key: value} for value in self.SPLIT.get(raw, [raw])]
+
+
+@st.composite
+def composite_pages(draw):
+    """Composite buckets of `gender` and `result`, and age ranges nested under each, some empty.
+    Gender may be grouped by `Split`, whose values stand for no row or two."""
+    with_ages = draw(st.booleans())
+    names = draw(st.permutations(["gender", "result", *(["age"] if with_ages else [])]))
+    params = Schema().load({"group_by": [GROUP_BY[name] for name in names]})
+    if draw(st.booleans()):
+        groups = [Split(g.name, g.field, g.key) if g.key == "gender" else g for g in params.groups]
+        params = replace(params, groups=tuple(groups))
+    buckets = []
+    for _ in range(draw(st.integers(0, 8))):
+        bucket = {"key": {}, "doc_count": 0}
+        for i, name in enumerate(names):
+            if name == "age":
+                counts = draw(st.lists(st.integers(0, 3), min_size=len(AGES), max_size=len(AGES)))
+                ages = [{"key": str(at), "doc_count": n} for at, n in enumerate(counts)]
+                bucket[f"g{i}"] = {"buckets": ages}
+            else:
+                values = VALUES[name] + (list(Split.SPLIT) if name == "gender" else [])
+                bucket["key"][f"g{i}"] = draw(st.sampled_from(values))
+        bucket["doc_count"] = draw(st.integers(1, 9))
+        buckets.append(bucket)
+    return params, buckets
+
+
+@settings(max_examples=300, deadline=None)
+@given(composite_pages())
+def test_buckets_fold_into_the_rows_they_stand_for(page):
+    params, buckets = page
+    assert shape.add_buckets(params, buckets, {}) == reference_add_buckets(params, buckets)
