@@ -62,32 +62,54 @@ def add_buckets(params: QueryParams, buckets: list[dict], acc: dict) -> dict:
             if part is None:
                 part = formatted[(i, raw)] = [_values(row) for row in group.rows(raw, options)]
             parts[i] = part
-        # Each group's values of a row, in group order: the nested groups' are set per leaf.
-        # A bucket whose source values each stand for one row (nearly every bucket) makes one
-        # row per leaf; the others cross the rows their values stand for.
-        slots = [part[0] for part in parts] if all(len(part) == 1 for part in parts) else None
-        for chosen, leaf in _leaves(bucket, nested, (), formatted) if nested else (((), bucket),):
-            if slots is None:
-                for i, values in chosen:
-                    parts[i] = [values]
-                keys = [sum(combination, ()) for combination in itertools.product(*parts)]
-            else:
-                for i, values in chosen:
-                    slots[i] = values
-                keys = (sum(slots, ()),)
-            count = leaf["doc_count"]
-            for key in keys:
-                entry = acc.get(key)
-                if entry is None:
-                    entry = acc[key] = {"count": 0, "stats": {}}
-                entry["count"] += count
-                if folds:
-                    _fold(entry, key, leaf, params, names)
+        for key, leaf in _keyed_leaves(bucket, parts, nested, formatted):
+            entry = acc.get(key)
+            if entry is None:
+                entry = acc[key] = {"count": 0, "stats": {}}
+            entry["count"] += leaf["doc_count"]
+            if folds:
+                _fold(entry, key, leaf, params, names)
     return acc
 
 
 def _values(partial: dict) -> tuple:
     return tuple(tuple(value) if isinstance(value, list) else value for value in partial.values())
+
+
+def _keyed_leaves(bucket: dict, parts: list, nested: list, formatted: dict) -> list[tuple[tuple, dict]]:
+    """(row key, its innermost bucket) for every row a composite bucket stands for: each
+    non-empty leaf of its nested aggregations, crossed with the rows its source values stand
+    for (`parts`: each group's values, in group order; the nested groups' are set here)."""
+    if len(nested) <= 1 and all(len(part) == 1 for part in parts):
+        # Nearly every bucket: each source value is one row, and at most one nested level
+        # (ranges). A leaf's key is the sources' values with its own put in their place.
+        slots = [part[0] for part in parts]
+        if not nested:
+            return [(sum(slots, ()), bucket)]
+        ((i, group),) = nested
+        before, after = sum(slots[:i], ()), sum(slots[i + 1 :], ())
+        return [
+            (
+                before + (formatted.get((i, sub["key"])) or _nested_values(formatted, i, group, sub)) + after,
+                sub,
+            )
+            for sub in bucket[f"g{i}"]["buckets"]
+            if sub["doc_count"]
+        ]
+    keyed = []
+    for chosen, leaf in _leaves(bucket, nested, (), formatted) if nested else (((), bucket),):
+        for i, values in chosen:
+            parts[i] = [values]
+        keyed.extend((sum(combination, ()), leaf) for combination in itertools.product(*parts))
+    return keyed
+
+
+def _nested_values(formatted: dict, i: int, group, sub: dict) -> tuple:
+    """A nested bucket's row values (never empty), formatted once per key."""
+    values = formatted.get((i, sub["key"]))
+    if values is None:
+        values = formatted[(i, sub["key"])] = _values(group.bucket_rows(sub["key"]))
+    return values
 
 
 def _leaves(bucket: dict, nested: list, chosen: tuple, formatted: dict):
@@ -96,9 +118,7 @@ def _leaves(bucket: dict, nested: list, chosen: tuple, formatted: dict):
     (i, group), rest = nested[0], nested[1:]
     for sub in bucket[f"g{i}"]["buckets"]:
         if sub["doc_count"]:
-            values = formatted.get((i, sub["key"]))
-            if values is None:
-                values = formatted[(i, sub["key"])] = _values(group.bucket_rows(sub["key"]))
+            values = _nested_values(formatted, i, group, sub)
             if rest:
                 yield from _leaves(sub, rest, (*chosen, (i, values)), formatted)
             else:  # the innermost level: no generator per leaf

@@ -18,6 +18,7 @@ from service.engine.params import query_schema
 
 Schema = query_schema(CDX)
 AGES = [[0, 5], [5, 15], [15, None]]
+DELAYS = [[0, 24], [24, None]]
 #: Each group's row keys as accumulators hold them (ranges as tuples), nulls included.
 VALUES = {
     "gender": [None, "female", "male", "other"],
@@ -125,28 +126,38 @@ class Split(Terms):
 
 @st.composite
 def composite_pages(draw):
-    """Composite buckets of `gender` and `result`, and age ranges nested under each, some empty.
-    Gender may be grouped by `Split`, whose values stand for no row or two."""
-    with_ages = draw(st.booleans())
-    names = draw(st.permutations(["gender", "result", *(["age"] if with_ages else [])]))
-    params = Schema().load({"group_by": [GROUP_BY[name] for name in names]})
+    """Composite buckets of `gender` and `result`, with age and delay ranges nested under each
+    (none, either or both, one level in the other), some empty. Gender may be grouped by
+    `Split`, whose values stand for no row or two."""
+    ranged = draw(st.lists(st.sampled_from(["age", "report_delay_hours"]), unique=True))
+    names = draw(st.permutations(["gender", "result", *ranged]))
+    ranges = {"age": AGES, "report_delay_hours": DELAYS}
+    params = Schema().load({"group_by": [{n: ranges[n]} if n in ranges else GROUP_BY[n] for n in names]})
     if draw(st.booleans()):
         groups = [Split(g.name, g.field, g.key) if g.key == "gender" else g for g in params.groups]
         params = replace(params, groups=tuple(groups))
+    nested = [(i, ranges[name]) for i, name in enumerate(names) if name in ranges]
     buckets = []
     for _ in range(draw(st.integers(0, 8))):
-        bucket = {"key": {}, "doc_count": 0}
+        bucket = {"key": {}, "doc_count": draw(st.integers(1, 9))}
         for i, name in enumerate(names):
-            if name == "age":
-                counts = draw(st.lists(st.integers(0, 3), min_size=len(AGES), max_size=len(AGES)))
-                ages = [{"key": str(at), "doc_count": n} for at, n in enumerate(counts)]
-                bucket[f"g{i}"] = {"buckets": ages}
-            else:
+            if name not in ranges:
                 values = VALUES[name] + (list(Split.SPLIT) if name == "gender" else [])
                 bucket["key"][f"g{i}"] = draw(st.sampled_from(values))
-        bucket["doc_count"] = draw(st.integers(1, 9))
+        fill_nested(draw, bucket, nested)
         buckets.append(bucket)
     return params, buckets
+
+
+def fill_nested(draw, bucket: dict, nested: list) -> None:
+    """Sub-buckets of each nested level under `bucket`, counts drawn (0: an empty leaf)."""
+    if not nested:
+        return
+    (i, ranges), rest = nested[0], nested[1:]
+    subs = [{"key": str(at), "doc_count": draw(st.integers(0, 3))} for at in range(len(ranges))]
+    for sub in subs:
+        fill_nested(draw, sub, rest)
+    bucket[f"g{i}"] = {"buckets": subs}
 
 
 @settings(max_examples=300, deadline=None)
