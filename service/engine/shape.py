@@ -52,15 +52,15 @@ def add_buckets(params: QueryParams, buckets: list[dict], acc: dict) -> dict:
     sources = [(i, g, f"g{i}") for i, g in enumerate(params.groups) if (i, g) not in nested]
     # Anything besides counts is folded per row; counts alone (the usual query) are added here.
     folds = bool(params.stats or params.rates or params.distinct)
-    # Many buckets share a value (a week, a gender): each value is formatted once.
-    formatted: dict[tuple, list[tuple]] = {}
+    # Many buckets share a value (a week, a gender): each group's values are formatted once.
+    formatted: list[dict] = [{} for _ in params.groups]
     parts: list = [[()]] * len(params.groups)
     for bucket in buckets:
         for i, group, name in sources:
             raw = bucket["key"][name]
-            part = formatted.get((i, raw))
+            part = formatted[i].get(raw)
             if part is None:
-                part = formatted[(i, raw)] = [_values(row) for row in group.rows(raw, options)]
+                part = formatted[i][raw] = [_values(row) for row in group.rows(raw, options)]
             parts[i] = part
         for key, leaf in _keyed_leaves(bucket, parts, nested, formatted):
             entry = acc.get(key)
@@ -76,23 +76,20 @@ def _values(partial: dict) -> tuple:
     return tuple(tuple(value) if isinstance(value, list) else value for value in partial.values())
 
 
-def _keyed_leaves(bucket: dict, parts: list, nested: list, formatted: dict) -> list[tuple[tuple, dict]]:
+def _keyed_leaves(bucket: dict, parts: list, nested: list, formatted: list) -> list[tuple[tuple, dict]]:
     """(row key, its innermost bucket) for every row a composite bucket stands for: each
     non-empty leaf of its nested aggregations, crossed with the rows its source values stand
     for (`parts`: each group's values, in group order; the nested groups' are set here)."""
-    if len(nested) <= 1 and all(len(part) == 1 for part in parts):
+    if len(nested) <= 1 and set(map(len, parts)) == {1}:
         # Nearly every bucket: each source value is one row, and at most one nested level
         # (ranges). A leaf's key is the sources' values with its own put in their place.
         slots = [part[0] for part in parts]
         if not nested:
             return [(sum(slots, ()), bucket)]
         ((i, group),) = nested
-        before, after = sum(slots[:i], ()), sum(slots[i + 1 :], ())
+        before, after, known = sum(slots[:i], ()), sum(slots[i + 1 :], ()), formatted[i]
         return [
-            (
-                before + (formatted.get((i, sub["key"])) or _nested_values(formatted, i, group, sub)) + after,
-                sub,
-            )
+            (before + (known.get(sub["key"]) or _nested_values(formatted, i, group, sub)) + after, sub)
             for sub in bucket[f"g{i}"]["buckets"]
             if sub["doc_count"]
         ]
@@ -104,15 +101,15 @@ def _keyed_leaves(bucket: dict, parts: list, nested: list, formatted: dict) -> l
     return keyed
 
 
-def _nested_values(formatted: dict, i: int, group, sub: dict) -> tuple:
+def _nested_values(formatted: list, i: int, group, sub: dict) -> tuple:
     """A nested bucket's row values (never empty), formatted once per key."""
-    values = formatted.get((i, sub["key"]))
+    values = formatted[i].get(sub["key"])
     if values is None:
-        values = formatted[(i, sub["key"])] = _values(group.bucket_rows(sub["key"]))
+        values = formatted[i][sub["key"]] = _values(group.bucket_rows(sub["key"]))
     return values
 
 
-def _leaves(bucket: dict, nested: list, chosen: tuple, formatted: dict):
+def _leaves(bucket: dict, nested: list, chosen: tuple, formatted: list):
     """(the nested groups' key values, the innermost bucket) for every non-empty leaf of a
     bucket with nested aggregations (`nested` is not empty)."""
     (i, group), rest = nested[0], nested[1:]
