@@ -7,7 +7,6 @@ import hashlib
 import itertools
 import json
 import math
-from itertools import repeat
 from operator import itemgetter
 
 from . import analytics
@@ -191,7 +190,7 @@ def rows(params: QueryParams, acc: dict, bounds: dict | None = None) -> list[dic
     for at, values in enumerate(distinct):
         if any(type(v) is tuple or type(v) is analytics.Other for v in values):
             columns[at] = list(map({v: analytics.json_value(v) for v in values}.__getitem__, columns[at]))
-    made = list(map(dict, map(zip, repeat((*names, "count")), zip(*columns, counts, strict=True))))
+    made = list(map(dict, map(zip, itertools.repeat((*names, "count")), zip(*columns, counts, strict=True))))
     result = list(map(made.__getitem__, order))
     extras = params.rates or params.distinct or params.compare
     if params.stats or extras:
