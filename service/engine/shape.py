@@ -204,12 +204,17 @@ def rows(params: QueryParams, acc: dict, bounds: dict | None = None) -> list[dic
 
 def zero_fill(params: QueryParams, acc: dict, bounds: dict) -> dict:
     """`acc` plus a count-0 entry for every combination of the groups' domains not yet in it."""
-    names = row_names(params)
-    observed = [dict(zip(names, key, strict=True)) for key in acc]
     options = params.bucket_options
-    domains = []
+    domains, at = [], 0
     for group in params.groups:
-        seen = [{name: row[name] for name in group.keys} for row in observed]
+        # The group's partial rows seen, each once, in the order first seen: thousands of rows
+        # share a few values, and a domain is made of the distinct ones.
+        width = len(group.keys)
+        seen = [
+            dict(zip(group.keys, values, strict=True))
+            for values in dict.fromkeys(key[at : at + width] for key in acc)
+        ]
+        at += width
         domain = group.domain_rows(seen, bounds.get(group.field, (None, None)), options)
         domains.append([_values(row) for row in domain])
     size = 1
@@ -222,7 +227,9 @@ def zero_fill(params: QueryParams, acc: dict, bounds: dict) -> dict:
         )
     filled = dict(acc)
     for combination in itertools.product(*domains):
-        filled.setdefault(sum(combination, ()), {"count": 0, "stats": {}})
+        key = sum(combination, ())
+        if key not in filled:  # not `setdefault`, which would make an entry for every key
+            filled[key] = {"count": 0, "stats": {}}
     return filled
 
 

@@ -55,7 +55,7 @@ def reference_rows(params, acc: dict) -> list[dict]:
 
 
 @st.composite
-def grouped_answers(draw):
+def grouped_answers(draw, values=VALUES):
     names = draw(st.lists(st.sampled_from(list(VALUES)), min_size=1, max_size=4, unique=True))
     orders = draw(st.lists(st.sampled_from([*names, "count"]), max_size=3, unique=True))
     order_by = [("-" if draw(st.booleans()) else "") + name for name in orders]
@@ -65,7 +65,7 @@ def grouped_answers(draw):
     if draw(st.booleans()):
         body["stats"] = ["age"]
     params = Schema().load(body)
-    keys = draw(st.lists(st.tuples(*(st.sampled_from(VALUES[name]) for name in names)), unique=True))
+    keys = draw(st.lists(st.tuples(*(st.sampled_from(values[name]) for name in names)), unique=True))
     acc = {}
     for key in keys:
         stats = {"age": {"count": 1, "min": 3, "max": 3, "sum": 3, "avg": 3.0, "percentiles": {}}}
@@ -78,6 +78,34 @@ def grouped_answers(draw):
 def test_rows_are_the_accumulator_ordered_as_defined(answer):
     params, acc = answer
     assert shape.rows(params, acc) == reference_rows(params, acc)
+
+
+def reference_zero_fill(params, acc: dict) -> dict:
+    """The definition: each group's domain from every row's partial row, then every
+    combination of the domains not yet in `acc` added with count 0, in product order."""
+    names = shape.row_names(params)
+    observed = [dict(zip(names, key, strict=True)) for key in acc]
+    domains = []
+    for group in params.groups:
+        seen = [{name: row[name] for name in group.keys} for row in observed]
+        domain = group.domain_rows(seen, (None, None), params.bucket_options)
+        domains.append([shape._values(row) for row in domain])
+    filled = dict(acc)
+    for combination in itertools.product(*domains):
+        filled.setdefault(sum(combination, ()), {"count": 0, "stats": {}})
+    return filled
+
+
+#: Weeks near each other: a domain from year 1 to 9999 would be refused (tested elsewhere),
+#: after making its weeks.
+NEAR = {**VALUES, "start_time": [None, "2024-W51", "2025-W01", "2025-W10"]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(grouped_answers(NEAR))
+def test_zero_fill_adds_every_combination_of_the_domains_in_order(answer):
+    params, acc = answer
+    assert list(shape.zero_fill(params, acc, {}).items()) == list(reference_zero_fill(params, acc).items())
 
 
 def reference_add_buckets(params, buckets: list[dict]) -> dict:
