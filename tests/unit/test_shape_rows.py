@@ -1,6 +1,6 @@
-"""`shape.rows` and `shape.add_buckets` work column by column for speed; these hold them to
-their definition, written the plain way, one row at a time, over random accumulators, orders
-and buckets."""
+"""`shape.rows`, `shape.zero_fill` and `shape.add_buckets` work column by column for speed;
+these hold them to their definition, written the plain way, one row at a time, over random
+accumulators, orders and buckets."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def reference_rows(params, acc: dict) -> list[dict]:
 
 @st.composite
 def grouped_answers(draw, values=VALUES):
-    names = draw(st.lists(st.sampled_from(list(VALUES)), min_size=1, max_size=4, unique=True))
+    names = draw(st.lists(st.sampled_from(list(values)), min_size=1, max_size=4, unique=True))
     orders = draw(st.lists(st.sampled_from([*names, "count"]), max_size=3, unique=True))
     order_by = [("-" if draw(st.booleans()) else "") + name for name in orders]
     body = {"group_by": [GROUP_BY[name] for name in names]}
@@ -118,7 +118,7 @@ def reference_add_buckets(params, buckets: list[dict]) -> dict:
         for i, group in enumerate(params.groups):
             if group.bucket_aggregation(options) is None:
                 rows = group.rows(bucket["key"][f"g{i}"], options)
-                parts.append([tuple(shape._values(row)) for row in rows])
+                parts.append([shape._values(row) for row in rows])
             else:
                 parts.append(None)
         nested = [i for i, part in enumerate(parts) if part is None]
