@@ -10,7 +10,7 @@ from .auth import TokenStore
 from .config import Settings
 from .ids import IdGenerator
 from .ingest.group_commit import GroupCommitter
-from .observability import InstrumentedElasticsearch
+from .observability import InstrumentedElasticsearch, observe_batch
 from .queries import QueryService
 from .rows_cache import RowsCache
 from .store import EventStore
@@ -72,7 +72,7 @@ def init_app(app: Flask, settings: Settings, es: Elasticsearch | None = None) ->
     store = app.extensions["store"] = EventStore(es, settings.index_prefix, answers_as_bytes)
     app.extensions["queries"] = QueryService(store, RowsCache(settings.grouped_cache_rows))
     app.extensions["group_commit"] = (
-        GroupCommitter(store.bulk, settings.group_commit_max_events)
+        GroupCommitter(store.bulk, settings.group_commit_max_events, observe=observe_batch)
         if settings.group_commit_max_events > 0
         else None
     )

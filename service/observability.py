@@ -52,7 +52,9 @@ EVENTS = Counter(
 )
 BATCH_SIZE = Histogram(
     "ingest_batch_events",
-    "Events sent to Elasticsearch per bulk request.",
+    # Per `_bulk` sent, not per ingest request: single events sharing a group-commit `_bulk`
+    # count once together (pipeline.send, GroupCommitter.observe).
+    "Events of the dataset sent to Elasticsearch per bulk request.",
     ["dataset"],
     buckets=(1, 5, 10, 50, 100, 500, 1000, 5000, 10000),
 )

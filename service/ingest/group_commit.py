@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 #: Sends (index, id, document) triples as one `_bulk` and returns its items (store.bulk_items).
 Send = Callable[[list[tuple[str, object, dict]]], list[dict]]
+#: Told (label, documents) for each label's share of every `_bulk` sent (the events metric).
+Observe = Callable[[str, int], None]
 
 
 class Pending:
@@ -30,10 +32,10 @@ class Pending:
     request, which a worker serving single events pays thousands of times a second).
     """
 
-    __slots__ = ("_ready", "error", "items", "operations")
+    __slots__ = ("_ready", "error", "items", "label", "operations")
 
-    def __init__(self, operations: list[tuple[str, object, dict]]):
-        self.operations = operations
+    def __init__(self, operations: list[tuple[str, object, dict]], label: str | None = None):
+        self.operations, self.label = operations, label
         self.items: list[dict] | None = None
         self.error: BaseException | None = None
         self._ready = threading.Lock()
@@ -58,22 +60,27 @@ class GroupCommitter:
     """Coalesces concurrent `submit`s of one process into `_bulk` requests of up to `max_items`.
 
     Requests of more than `max_request_items` documents are batches already: they are better
-    sent on their own than made to wait behind others.
+    sent on their own than made to wait behind others. `observe`, if given, hears the size of
+    each label's share of every `_bulk` (labelled requests only: claims are not events).
     """
 
-    def __init__(self, send: Send, max_request_items: int = 100, max_items: int = 1000):
+    def __init__(
+        self, send: Send, max_request_items: int = 100, max_items: int = 1000, observe: Observe | None = None
+    ):
         self.send, self.max_request_items, self.max_items = send, max_request_items, max_items
+        self.observe = observe
         self._queue: deque[Pending] = deque()
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def submit(self, operations: list[tuple[str, object, dict]]) -> list[dict]:
+    def submit(self, operations: list[tuple[str, object, dict]], label: str | None = None) -> list[dict]:
         """Store (index, id, document) triples with `create`; their bulk items, in order.
+        `label` names what they are for `observe` (a dataset's events).
 
         Raises what the `_bulk` call raised when Elasticsearch could not be asked at all.
         """
-        pending = Pending(operations)
+        pending = Pending(operations, label)
         with self._wakeup:
             self._ensure_flusher()
             self._queue.append(pending)
@@ -115,8 +122,18 @@ class GroupCommitter:
             return group
 
     def _flush(self, group: list[Pending]) -> None:
+        if self.observe is not None:
+            self._observe_shares(group)
         items = self.send([operation for pending in group for operation in pending.operations])
         at = 0
         for pending in group:
             pending.answer(items[at : at + len(pending.operations)])
             at += len(pending.operations)
+
+    def _observe_shares(self, group: list[Pending]) -> None:
+        shares: dict[str, int] = {}
+        for pending in group:
+            if pending.label is not None:
+                shares[pending.label] = shares.get(pending.label, 0) + len(pending.operations)
+        for label, size in shares.items():
+            self.observe(label, size)

@@ -143,15 +143,13 @@ def store_batch(store: EventStore, dataset: Dataset, prepared: Prepared, refresh
     for start in range(0, len(positions), BULK_EVENTS):
         piece = {p: operation(indices[p], *documents[p]) for p in positions[start : start + BULK_EVENTS]}
         try:
-            record(piece, send(store, list(piece.values()), refresh, committer), report)
+            record(piece, send(store, list(piece.values()), refresh, committer, dataset.name), report)
         except (elasticsearch.ApiError, elastic_transport.TransportError) as exc:
             if start == 0:
                 raise
             outcome = RETRY if getattr(exc, "status_code", None) == 429 else FAILED
             report.not_stored(positions[start:], outcome, repr(exc))
             break
-    if documents:
-        observability.observe_batch(dataset.name, len(documents))
     observability.count_ingest(dataset.name, report.count(CREATED), report.count(DUPLICATE), report.rejected)
     return report
 
@@ -171,14 +169,24 @@ def operation(index: str, event_id, document) -> tuple[str, object, dict | bytes
     return index, event_id, document.json if type(document) is Encoded else document
 
 
-def send(store: EventStore, operations: list, refresh=False, committer: GroupCommitter | None = None) -> list:
+def send(
+    store: EventStore,
+    operations: list,
+    refresh=False,
+    committer: GroupCommitter | None = None,
+    events_of: str | None = None,
+) -> list:
     """`create` (index, id, document) triples; the bulk items, in order.
 
     Small requests that need no refresh share a `_bulk` with the worker's concurrent ones
     (`committer`); the others send their own. Either way each outcome is Elasticsearch's own.
+    `events_of` names the dataset when the documents are its events (not claims): each
+    `_bulk`'s share of them is counted in the metrics, once per `_bulk` actually sent.
     """
     if committer is not None and not refresh and len(operations) <= committer.max_request_items:
-        return committer.submit(operations)
+        return committer.submit(operations, events_of)
+    if events_of is not None:
+        observability.observe_batch(events_of, len(operations))
     return store.bulk(operations, refresh)
 
 

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.local_es import free_port
+from service.ingest import pipeline
 from service.observability import JsonFormatter
 from tests.conftest import ROOT, auth
 from tests.load import wait_until_up
@@ -69,6 +70,17 @@ def test_metrics_count_requests_ingest_and_elasticsearch(app, client, tokens, fr
     # Two: the claims of the uuids without a time of their own, then the events.
     assert delta(before, after, "elasticsearch_request_duration_seconds_count", operation="bulk") == 2
     assert delta(before, after, "elasticsearch_errors_total", operation="indices.get", error="404") == 1
+
+
+def test_the_batch_metric_counts_each_bulk_a_batch_is_sent_in(app, client, tokens, fresh_cdx, monkeypatch):
+    """`ingest_batch_events` observes every `_bulk` (README: metrics), not every request."""
+    monkeypatch.setattr(pipeline, "BULK_EVENTS", 2)
+    before = scrape(client)
+    batch = [{"uuid": f"slice-{n}", "start_time": "2024-05-01T10:00:00Z"} for n in range(5)]
+    assert client.post("/events", json=batch, headers=auth(tokens["ingest"])).status_code == 201
+    after = scrape(client)
+    assert delta(before, after, "ingest_batch_events_count", dataset="cdx") == 3
+    assert delta(before, after, "ingest_batch_events_sum", dataset="cdx") == 5
 
 
 def test_unmatched_routes_and_odd_methods_share_one_label(client):

@@ -33,12 +33,17 @@ def triples(documents: list) -> list:
     return [("i", doc_id, document) for doc_id, document in documents]
 
 
-def queue_behind_first(committer: GroupCommitter, send: GatedSend, requests: list[list]):
-    """Submit a first request, then `requests` while it is in flight; every answer in order."""
+def queue_behind_first(committer: GroupCommitter, send: GatedSend, requests: list[list], labels=None):
+    """Submit a first request, then `requests` while it is in flight; every answer in order.
+    `labels`: the first request's label, then each request's."""
+    labels = labels or [None] * (len(requests) + 1)
     with ThreadPoolExecutor(len(requests) + 1) as pool:
-        first = pool.submit(committer.submit, triples([("first", {})]))
+        first = pool.submit(committer.submit, triples([("first", {})]), labels[0])
         assert send.first_call.wait(10)
-        futures = [pool.submit(committer.submit, triples(documents)) for documents in requests]
+        futures = [
+            pool.submit(committer.submit, triples(documents), label)
+            for documents, label in zip(requests, labels[1:], strict=True)
+        ]
         while committer.queued() < len(requests):
             threading.Event().wait(0.005)
         send.release.set()
@@ -74,3 +79,16 @@ def test_a_failed_bulk_fails_every_request_in_it_with_that_error():
     assert answers == [error, error, error]
     with pytest.raises(ConnectionError):
         committer.submit(triples([("d", {})]))
+
+
+def test_observe_hears_each_labels_share_of_every_bulk_sent():
+    """The events metric counts per `_bulk`: requests sharing one are one observation per
+    dataset, and unlabelled documents (uuid claims) are not events."""
+    send, heard = GatedSend(), []
+    committer = GroupCommitter(send, observe=lambda label, size: heard.append((label, size)))
+    requests = [[("a", {}), ("b", {})], [("c", {})], [("claim", {})], [("d", {}), ("e", {}), ("f", {})]]
+    answers = queue_behind_first(committer, send, requests, ["cdx", "cdx", "roundware", None, "cdx"])
+    assert all(not isinstance(answer, Exception) for answer in answers)
+    assert [len(call) for call in send.calls] == [1, 7]
+    assert heard[0] == ("cdx", 1)
+    assert sorted(heard[1:]) == [("cdx", 5), ("roundware", 1)]
