@@ -18,7 +18,7 @@ from scripts.served import ROOT
 from service import create_app, templates
 from service.config import Settings
 
-from . import phases, report
+from . import floors, phases, report
 from .data import Dataset
 from .report import MAIN_BATCH, SINGLE
 from .server import RssSampler, Service, lifetime_peak_mb
@@ -76,8 +76,12 @@ def main(argv: list[str]) -> int:
         log_path = Path(tempfile.gettempdir()) / f"bench-gunicorn-{os.getpid()}.log"
         service = Service(es_url, PREFIX, log_path, env={"ACCESS_LOG": ""}).start()
         results = run_steps(args, es, es_url, service, token)
-        text = report.markdown(results, report.environment(es, args, service))
+        log("the stack's floors (bench/floors.py)")
+        floor_log = Path(tempfile.gettempdir()) / f"bench-floor-{os.getpid()}.log"
+        stack_floors = floors.measure(Dataset(args.seed), args.clients, args.single_events // 2, floor_log)
+        text = report.markdown(results, stack_floors, report.environment(es, args, service))
         print(report.table(results))
+        print(report.floor_table(stack_floors))
         Path(args.out).parent.mkdir(exist_ok=True)
         report.write(Path(args.out), text)
         print(f"written to {args.out}")

@@ -109,6 +109,17 @@ def _query_row(size: str, name: str, service: list[float], direct: list[float]) 
     ]
 
 
+def floor_table(floors: list) -> str:
+    """The stack's floors (bench/floors.py) beside the goal each is part of."""
+    lines = ["| floor: the stack alone, no service code | CPU µs | the service's goal | share of the goal |"]
+    lines.append("|---|---|---|---|")
+    for floor in floors:
+        goal = SINGLE_CPU_GOAL_US if floor.unit == "request" else BATCH_CPU_GOAL_US
+        cpu, share = f"{floor.cpu_us:,.1f} per {floor.unit}", f"{floor.cpu_us / goal:.0%}"
+        lines.append(f"| {floor.name} | {cpu} | ≤ {goal:.0f} µs | {share} |")
+    return "\n".join(lines)
+
+
 HEADER = ["stored events", "measure", "service", "Elasticsearch direct", "ratio", "target", "met"]
 
 
@@ -178,7 +189,7 @@ def _other_es_nodes() -> int:
     return count
 
 
-def markdown(results: list[dict], env: dict) -> str:
+def markdown(results: list[dict], floors: list, env: dict) -> str:
     queries = "\n".join(f"- **{name}**: `{spec}`" for name, spec in QUERIES.items())
     queries += (
         "\n- **grouped, new each run**: the grouped query with `since` one day later at each run"
@@ -189,7 +200,9 @@ def markdown(results: list[dict], env: dict) -> str:
         f"sampled documents identical on both sides: {'yes' if step['identical'] else 'NO'}"
         for step in results
     )
-    return TEMPLATE.format(table=table(results), queries=queries, checks=checks, **env)
+    return TEMPLATE.format(
+        table=table(results), floors=floor_table(floors), queries=queries, checks=checks, **env
+    )
 
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -222,6 +235,18 @@ from `/proc/<pid>/stat`) of the service's gunicorn workers, or of the Elasticsea
 each side's rounds, divided by the events (or requests) of those rounds; the load generator runs
 in the bench process and is counted in neither. On a shared machine CPU per event moves far
 less than events/s does.
+
+## The stack's floors
+
+{floors}
+
+What the fixed stack costs before any of the service's own code runs (`bench/floors.py`,
+measured in this run): a single POST served by a Flask app that only reads the event and
+answers it (`bench/floor_app.py`), under the repo's `gunicorn.conf.py` at the same clients as
+the single-POST phases; and a batch event read into Python objects and written back under its
+`_bulk` action line, in-process, with the garbage collector off (the least of 5 repeats). The
+goals are the service's whole cost per request and per event: these rows show how much of each
+the stack alone already takes.
 
 ## The run
 

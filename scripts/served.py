@@ -30,14 +30,21 @@ def memory_kib(pid: int) -> tuple[int, int]:
 
 
 class GunicornService:
-    """`gunicorn -c gunicorn.conf.py wsgi:app` against `es_url`; usable as a context manager.
+    """`gunicorn -c gunicorn.conf.py wsgi:app` (or another `app`) against `es_url`; usable as a
+    context manager.
 
     Startup waits until `ready_path` answers 200 (`/ready` needs Elasticsearch; `/health` only
     the process) and, when `WEB_CONCURRENCY` is given, until that many workers run.
     """
 
     def __init__(
-        self, es_url: str, prefix: str, log_path: Path, env: dict | None = None, ready_path="/ready"
+        self,
+        es_url: str,
+        prefix: str,
+        log_path: Path,
+        env: dict | None = None,
+        ready_path="/ready",
+        app="wsgi:app",
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -49,14 +56,14 @@ class GunicornService:
             "PORT": str(self.port),
             **{key: str(value) for key, value in (env or {}).items()},
         }
-        self.log_path, self.ready_path = Path(log_path), ready_path
+        self.log_path, self.ready_path, self.app = Path(log_path), ready_path, app
         self.process: subprocess.Popen | None = None
         self._log = None
 
     def start(self, timeout: float = 60) -> GunicornService:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (kept for the process' life)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), self.app],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,

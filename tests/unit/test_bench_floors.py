@@ -1,0 +1,30 @@
+"""The bench's floors (bench/floors.py): the floor app and the batch floor do the work they stand
+for, and the report sets each floor beside its own goal."""
+
+from __future__ import annotations
+
+import orjson
+
+from bench import floors, report
+from bench.data import Dataset
+from bench.floor_app import app
+
+
+def test_the_floor_app_reads_the_event_and_answers_it():
+    event = Dataset(5).events(0, 1)[0]
+    response = app.test_client().post("/events", data=orjson.dumps(event), content_type="application/json")
+    assert response.status_code == 201
+    assert response.get_json()["ids"] == [event["uuid"]]
+
+
+def test_the_batch_floor_writes_each_event_back_under_its_create_action():
+    events = Dataset(5).events(0, 3)
+    lines = floors.bulk_lines(b"".join(orjson.dumps(event) + b"\n" for event in events)).splitlines()
+    assert [orjson.loads(line) for line in lines[1::2]] == events
+    assert [orjson.loads(line)["create"]["_id"] for line in lines[::2]] == [e["uuid"] for e in events]
+
+
+def test_each_floor_is_shown_against_its_own_goal():
+    text = report.floor_table([floors.Floor("a", 200.0, "request"), floors.Floor("b", 5.0, "event")])
+    assert "| a | 200.0 per request | ≤ 400 µs | 50% |" in text
+    assert "| b | 5.0 per event | ≤ 10 µs | 50% |" in text
