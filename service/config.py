@@ -35,6 +35,11 @@ class Settings:
     #: GROUP_COMMIT_MAX_EVENTS: requests of at most this many events that need no refresh
     #: share one `_bulk` with the worker's concurrent ones (0: every request sends its own).
     group_commit_max_events: int = 100
+    #: GROUP_COMMIT_MAX_BYTES: the most document bytes one shared `_bulk` carries (a request
+    #: larger than that is sent alone), so requests that share a `_bulk` never add up past
+    #: Elasticsearch's `http.max_content_length` (100 MB by default), which would refuse
+    #: the whole `_bulk` and so fail every request in it.
+    group_commit_max_bytes: int = 8 * 1024 * 1024
     #: GROUPED_CACHE_ROWS: grouped rows a worker remembers, keyed by query and Elasticsearch's
     #: answer, so a repeated query is not shaped again (0: remember none).
     grouped_cache_rows: int = 50_000

@@ -72,7 +72,12 @@ def init_app(app: Flask, settings: Settings, es: Elasticsearch | None = None) ->
     store = app.extensions["store"] = EventStore(es, settings.index_prefix, answers_as_bytes)
     app.extensions["queries"] = QueryService(store, RowsCache(settings.grouped_cache_rows))
     app.extensions["group_commit"] = (
-        GroupCommitter(store.bulk, settings.group_commit_max_events, observe=observe_batch)
+        GroupCommitter(
+            store.bulk,
+            settings.group_commit_max_events,
+            max_bytes=settings.group_commit_max_bytes,
+            observe=observe_batch,
+        )
         if settings.group_commit_max_events > 0
         else None
     )

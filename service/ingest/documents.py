@@ -19,6 +19,11 @@ from ..engine.registry import Dataset
 _ENCODE = msgspec.json.Encoder().encode
 
 
+def json_of(document: dict) -> bytes:
+    """A dict document's JSON, as the store's bulk body would have encoded it."""
+    return _ENCODE(document)
+
+
 class Encoded:
     """A document already encoded as JSON, with the text of its first partition field (the
     time that names its monthly index, `Dataset.index_of`)."""

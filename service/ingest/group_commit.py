@@ -22,6 +22,9 @@ from collections.abc import Callable
 Send = Callable[[list[tuple[str, object, dict]]], list[dict]]
 #: Told (label, documents) for each label's share of every `_bulk` sent (the events metric).
 Observe = Callable[[str, int], None]
+#: What a document not yet encoded counts for against `max_bytes`: only uuid claims are sent
+#: as dicts (`{"received_at": ...}`, some 40 bytes); events come as their JSON bytes.
+DICT_DOCUMENT_BYTES = 256
 
 
 class Pending:
@@ -32,10 +35,14 @@ class Pending:
     request, which a worker serving single events pays thousands of times a second).
     """
 
-    __slots__ = ("_ready", "error", "items", "label", "operations")
+    __slots__ = ("_ready", "error", "items", "label", "operations", "size")
 
     def __init__(self, operations: list[tuple[str, object, dict]], label: str | None = None):
         self.operations, self.label = operations, label
+        #: The documents' bytes (see `DICT_DOCUMENT_BYTES`), held against `max_bytes`.
+        self.size = sum(
+            len(document) if type(document) is bytes else DICT_DOCUMENT_BYTES for _, _, document in operations
+        )
         self.items: list[dict] | None = None
         self.error: BaseException | None = None
         self._ready = threading.Lock()
@@ -57,7 +64,8 @@ class Pending:
 
 
 class GroupCommitter:
-    """Coalesces concurrent `submit`s of one process into `_bulk` requests of up to `max_items`.
+    """Coalesces concurrent `submit`s of one process into `_bulk` requests of up to `max_items`
+    documents and `max_bytes` of them (a request past either goes alone).
 
     Requests of more than `max_request_items` documents are batches already: they are better
     sent on their own than made to wait behind others. `observe`, if given, hears the size of
@@ -65,10 +73,15 @@ class GroupCommitter:
     """
 
     def __init__(
-        self, send: Send, max_request_items: int = 100, max_items: int = 1000, observe: Observe | None = None
+        self,
+        send: Send,
+        max_request_items: int = 100,
+        max_items: int = 1000,
+        max_bytes: int = 8 * 1024 * 1024,
+        observe: Observe | None = None,
     ):
         self.send, self.max_request_items, self.max_items = send, max_request_items, max_items
-        self.observe = observe
+        self.max_bytes, self.observe = max_bytes, observe
         self._queue: deque[Pending] = deque()
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -110,16 +123,20 @@ class GroupCommitter:
                         pending.answer(error=exc)
 
     def _next_group(self) -> list[Pending]:
-        """Wait for work; take queued requests up to `max_items` documents (at least one)."""
+        """Wait for work; take queued requests, in order, up to `max_items` documents and
+        `max_bytes` of them (at least one request)."""
         with self._wakeup:
             while not self._queue:
                 self._wakeup.wait()
-            group, size = [], 0
-            while self._queue and (not group or size + len(self._queue[0].operations) <= self.max_items):
+            group, items, size = [], 0, 0
+            while self._queue and (not group or self._fits(self._queue[0], items, size)):
                 pending = self._queue.popleft()
                 group.append(pending)
-                size += len(pending.operations)
+                items, size = items + len(pending.operations), size + pending.size
             return group
+
+    def _fits(self, pending: Pending, items: int, size: int) -> bool:
+        return items + len(pending.operations) <= self.max_items and size + pending.size <= self.max_bytes
 
     def _flush(self, group: list[Pending]) -> None:
         if self.observe is not None:

@@ -22,7 +22,7 @@ from ..errors import ApiError, validation_error
 from ..store import IDS_PER_SEARCH, EventStore
 from .body import Batch
 from .clock import clock_skew, correct_clock
-from .documents import Encoded, encoded
+from .documents import Encoded, encoded, json_of
 from .documents import document as document_of
 from .group_commit import GroupCommitter
 from .report import CREATED, CREATED_ITEM, DUPLICATE, FAILED, RETRY, Report, item_outcome
@@ -164,9 +164,10 @@ def index_names(prefix: str, dataset: Dataset, documents: dict) -> dict[int, str
     }
 
 
-def operation(index: str, event_id, document) -> tuple[str, object, dict | bytes]:
-    """The (index, id, document) the store sends: an encoded document as its JSON bytes."""
-    return index, event_id, document.json if type(document) is Encoded else document
+def operation(index: str, event_id, document) -> tuple[str, object, bytes]:
+    """The (index, id, document) the store sends, the document as its JSON bytes (so a shared
+    `_bulk` knows its size: `GroupCommitter.max_bytes`)."""
+    return index, event_id, document.json if type(document) is Encoded else json_of(document)
 
 
 def send(

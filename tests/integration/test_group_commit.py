@@ -116,3 +116,20 @@ def test_refresh_requests_and_large_batches_send_their_own_bulk(app, client, tok
     batch = [{"uuid": f"big-{n}"} for n in range(app.extensions["group_commit"].max_request_items + 1)]
     assert client.post("/events", json=batch, headers=headers).status_code == 201
     assert calls == []
+
+
+def test_shared_bulks_stay_within_max_bytes(app, es, settings, tokens, bulks, monkeypatch):
+    """Large single events are spread over several `_bulk`s (README: GROUP_COMMIT_MAX_BYTES),
+    each answered and stored as if it had travelled alone."""
+    committer, calls, _, _ = bulks
+    monkeypatch.setattr(committer, "max_bytes", 5_000)
+    wide = {"start_time": "2024-05-01T10:00:00Z", "custom_fields": {"note": "x" * 2_000}}
+    bodies = [{"uuid": f"wide-{n}", **wide} for n in range(6)]  # timed: no uuid claims
+    answers = post_together(app, tokens, bulks, bodies)
+    assert [status for status, _ in answers] == [201] * 6
+    # The blocker's claim and its event travel in bulks of their own or alongside.
+    shared = [[i for i in call if i != "blocker"] for call in calls[1:]]
+    shared = [call for call in shared if call]
+    assert sorted(doc_id for call in shared for doc_id in call) == [f"wide-{n}" for n in range(6)]
+    assert [len(call) for call in shared] == [2, 2, 2]  # some 2,100 bytes each: two fit in 5,000
+    assert stored(es, settings, {"prefix": {"uuid": "wide-"}}) == 6

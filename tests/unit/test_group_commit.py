@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from service.ingest.group_commit import GroupCommitter
+from service.ingest.group_commit import DICT_DOCUMENT_BYTES, GroupCommitter, Pending
 
 
 class GatedSend:
@@ -92,3 +92,22 @@ def test_observe_hears_each_labels_share_of_every_bulk_sent():
     assert [len(call) for call in send.calls] == [1, 7]
     assert heard[0] == ("cdx", 1)
     assert sorted(heard[1:]) == [("cdx", 5), ("roundware", 1)]
+
+
+def test_a_group_never_exceeds_max_bytes_and_a_larger_request_goes_alone():
+    send = GatedSend()
+    committer = GroupCommitter(send, max_bytes=100)
+    sizes = [40, 40, 40, 150, 30, 30]
+    requests = [[(f"r{n}", b"x" * size)] for n, size in enumerate(sizes)]
+    answers = queue_behind_first(committer, send, requests)
+    assert all(len(items) == 1 for items in answers)
+    groups = [[len(document) for _, _, document in call] for call in send.calls[1:]]
+    assert groups == [[40, 40], [40], [150], [30, 30]]
+
+
+def test_documents_not_yet_encoded_count_a_fixed_size():
+    committer = GroupCommitter(GatedSend(), max_bytes=2 * DICT_DOCUMENT_BYTES)
+    pending = Pending([("i", "a", {"received_at": "2026-01-01"}), ("i", "b", b"{}")])
+    assert pending.size == DICT_DOCUMENT_BYTES + 2
+    assert committer._fits(pending, 0, 0)
+    assert not committer._fits(pending, 0, DICT_DOCUMENT_BYTES)
