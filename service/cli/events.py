@@ -60,7 +60,8 @@ def import_events(dataset, path, file_format, batch_size):
         lines = files.read_lines(source, files.format_of(path, file_format), dataset)
         with click.progressbar(length=os.path.getsize(path), label="importing", file=sys.stderr) as bar:
             for numbers, batch in files.batches(lines, batch_size):
-                report, _ = pipeline.run(store, dataset, batch, new_id)
+                # An exported event's clock correction is kept, not refused as server-set.
+                report, _ = pipeline.run(store, dataset, batch, new_id, restore_clocks=True)
                 tally.update(report.outcomes.get(i, INVALID) for i in range(report.size))
                 for error in report.body()["errors"][: MAX_SHOWN_ERRORS - len(problems)]:
                     problems.append((numbers[error["index"]], error["status"], error["errors"]))

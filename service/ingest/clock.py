@@ -56,3 +56,49 @@ def correct_clock(event: dict, fields: tuple[str, ...], skew: dict) -> dict:
 
 def _to_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
+
+
+#: What an exported `clock_correction` holds (`clock_skew`'s figures and the original times).
+CORRECTION_KEYS = frozenset(("sent_at", "received_at", "offset_ms", "original"))
+
+
+def restored_clock(event: dict, fields: tuple[str, ...]) -> tuple[dict, dict]:
+    """An exported event whose client clock was corrected → (the event as its client sent it,
+    the skew to correct it by again), so `flask import` stores it again exactly as it was.
+
+    Raises ValidationError naming `clock_correction` when it is not a correction the service
+    could have made: other keys, an original time of another field, or figures that disagree
+    (`offset_ms` must be `received_at` minus `sent_at`). The original times are then validated
+    as the event's own, and `corrected_again` checks the event's times against them."""
+    correction = event["clock_correction"]
+    if not isinstance(correction, dict) or set(correction) != CORRECTION_KEYS:
+        raise _refused("Must hold exactly sent_at, received_at, offset_ms and original, as exported.")
+    original = correction["original"]
+    if not isinstance(original, dict) or not set(original) <= set(fields):
+        raise _refused(f"original may only hold the client's own times ({', '.join(fields)}).")
+    received = correction["received_at"]
+    try:
+        if not isinstance(received, str) or not ISO_DATETIME.match(received):
+            raise ValueError(received)
+        skew = clock_skew(correction["sent_at"], utc_instant(received))
+    except (ApiError, ValueError) as exc:
+        raise _refused("sent_at and received_at must be ISO 8601 datetimes.") from exc
+    if skew != {name: correction[name] for name in ("sent_at", "received_at", "offset_ms")}:
+        raise _refused("offset_ms must be received_at minus sent_at, both to the millisecond in UTC.")
+    client = {name: value for name, value in event.items() if name != "clock_correction"}
+    return {**client, **original}, skew
+
+
+def corrected_again(event: dict, fields: tuple[str, ...], skew: dict, exported: dict) -> dict:
+    """`correct_clock` of a restored event, refused (ValidationError naming `clock_correction`)
+    unless it gives back the exported event's times."""
+    corrected = correct_clock(event, fields, skew)
+    changed = [name for name in fields if corrected.get(name) != exported.get(name)]
+    if changed:
+        raise _refused(f"{', '.join(changed)} is not the original time plus offset_ms.")
+    # In the exported order (the stored one), so an export of the import reads the same.
+    return {name: corrected[name] for name in (*exported, *corrected) if name in corrected}
+
+
+def _refused(reason: str) -> ValidationError:
+    return ValidationError({"clock_correction": [reason]})

@@ -21,7 +21,7 @@ from ..engine.registry import Dataset
 from ..errors import ApiError, validation_error
 from ..store import IDS_PER_SEARCH, EventStore
 from .body import Batch
-from .clock import clock_skew, correct_clock
+from .clock import clock_skew, correct_clock, corrected_again, restored_clock
 from .documents import Encoded, encoded, json_of
 from .documents import document as document_of
 from .group_commit import GroupCommitter
@@ -63,15 +63,27 @@ class Prepared:
 
 
 def prepare(
-    dataset: Dataset, batch: Batch, now: datetime, new_id: Callable[[], int], institutions=()
+    dataset: Dataset,
+    batch: Batch,
+    now: datetime,
+    new_id: Callable[[], int],
+    institutions=(),
+    restore_clocks=False,
 ) -> Prepared:
     """Validate each item, correct client clocks when the batch says when it was sent, refuse
-    foreign institutions (403), and build the documents."""
+    foreign institutions (403), and build the documents. With `restore_clocks` (`flask import`),
+    an item carrying its exported `clock_correction` is stored again as it was."""
     # An unreadable sent_at is the request's 400, before anything is stored.
     skew = clock_skew(batch.sent_at, now) if batch.sent_at is not None else None
+    restored, refused = restored_clocks(dataset, batch) if restore_clocks else ({}, {})
     valid, errors = validate_items(loader_of(dataset), batch)
+    for position, reason in refused.items():
+        valid.pop(position, None)
+        errors[position] = {**errors.get(position, {}), **reason}
+    if restored:
+        valid = corrected_again_at(dataset, valid, restored, errors)
     if skew is not None:
-        valid = corrected_clocks(dataset, valid, skew, errors)
+        valid = corrected_clocks(dataset, valid, skew, errors, keep=restored)
     if batch.single and errors:
         raise validation_error("The event is invalid.", {"fields": errors[0]})
     if institutions:
@@ -111,11 +123,16 @@ def untimed_positions(dataset: Dataset, valid: dict[int, dict]) -> list[int]:
     return untimed
 
 
-def corrected_clocks(dataset: Dataset, valid: dict[int, dict], skew: dict, errors: dict) -> dict[int, dict]:
-    """The events with their client clocks corrected; an event the correction would carry off
-    the calendar moves to `errors`, reported for itself."""
+def corrected_clocks(
+    dataset: Dataset, valid: dict[int, dict], skew: dict, errors: dict, keep=()
+) -> dict[int, dict]:
+    """The events with their client clocks corrected (but those at `keep`: already corrected);
+    an event the correction would carry off the calendar moves to `errors`, reported for itself."""
     corrected = {}
     for position, event in valid.items():
+        if position in keep:
+            corrected[position] = event
+            continue
         if type(event) is not dict:  # a decoded Struct (validation.EventLoader.read)
             event = msgspec.to_builtins(event)
         try:
@@ -123,6 +140,41 @@ def corrected_clocks(dataset: Dataset, valid: dict[int, dict], skew: dict, error
         except ValidationError as exc:
             errors[position] = exc.messages
     return corrected
+
+
+def restored_clocks(dataset: Dataset, batch: Batch) -> tuple[dict[int, tuple[dict, dict]], dict[int, dict]]:
+    """Items that carry an exported `clock_correction` put back as their client sent them
+    (`clock.restored_clock`), in place in `batch.items`: (position → (their skew, the exported
+    event), position → the errors of those that cannot be)."""
+    restored, refused = {}, {}
+    fields = dataset.client_clock_fields
+    for position, item in enumerate(batch.items):
+        if type(item) is not dict or "clock_correction" not in item:
+            continue
+        try:
+            batch.items[position], skew = restored_clock(item, fields)
+            restored[position] = (skew, item)
+        except ValidationError as exc:
+            batch.items[position] = {k: v for k, v in item.items() if k != "clock_correction"}
+            refused[position] = exc.messages
+    return restored, refused
+
+
+def corrected_again_at(dataset: Dataset, valid: dict, restored: dict, errors: dict) -> dict:
+    """The valid events, those restored corrected again by their own skew (`clock.corrected_again`)."""
+    fields, again = dataset.client_clock_fields, dict(valid)
+    for position, (skew, exported) in restored.items():
+        if position not in again:
+            continue
+        event = again[position]
+        if type(event) is not dict:
+            event = msgspec.to_builtins(event)
+        try:
+            again[position] = corrected_again(event, fields, skew, exported)
+        except ValidationError as exc:
+            del again[position]
+            errors[position] = exc.messages
+    return again
 
 
 def store_batch(store: EventStore, dataset: Dataset, prepared: Prepared, refresh, committer=None) -> Report:
@@ -291,8 +343,10 @@ def run(
     institutions=(),
     received_at: datetime | None = None,
     committer: GroupCommitter | None = None,
+    restore_clocks=False,
 ) -> tuple[Report, dict]:
     """Validate, prepare and store one batch: (its report, the documents sent by position).
     With a `committer` (group_commit.py), small requests share a worker's `_bulk`."""
-    prepared = prepare(dataset, batch, received_at or datetime.now(UTC), new_id, institutions)
+    now = received_at or datetime.now(UTC)
+    prepared = prepare(dataset, batch, now, new_id, institutions, restore_clocks)
     return store_batch(store, dataset, prepared, refresh, committer), prepared.documents

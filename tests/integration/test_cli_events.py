@@ -111,6 +111,80 @@ def test_export_round_trips_through_import(runner, client, tokens, es, settings,
         assert again == first
 
 
+@pytest.mark.parametrize("file_format", ["ndjson", "csv"])
+def test_clock_corrected_events_import_back_unchanged_into_their_month(
+    runner, client, tokens, es, settings, tmp_path, file_format
+):
+    """A device's clock an hour behind moves its event across a month boundary; the export
+    keeps the correction, and the import stores the very same document in the same month
+    (README: `flask export`), where a retry of the original post still meets it."""
+    empty_index(es, settings, "cdx")
+    late = {"uuid": "late-1", "start_time": "2024-01-31T23:30:00Z", "age": 40}
+    body = {"sent_at": "2024-01-31T23:40:00Z", "events": [late]}
+    assert (
+        client.post("/events?refresh=wait_for", json=body, headers=auth(tokens["ingest"])).status_code == 201
+    )
+    before = client.get("/events/late-1", headers=auth(tokens["query"])).json
+    assert before["clock_correction"]["original"] == {"start_time": "2024-01-31T23:30:00Z"}
+    assert before["start_time"] > "2024-02"  # corrected past the month's end (now is later)
+    first = exported(runner, tmp_path, f"late.{file_format}")
+
+    empty_index(es, settings, "cdx")
+    result = runner.invoke(args=["import", "cdx", str(tmp_path / f"late.{file_format}")])
+    assert result.exit_code == 0, result.output
+    assert "stored: 1, duplicates: 0, invalid: 0" in result.stdout
+    assert client.get("/events/late-1", headers=auth(tokens["query"])).json == before
+    es.indices.refresh(index=f"{settings.index_prefix}cdx*")
+    found = es.search(index=f"{settings.index_prefix}cdx*", query={"ids": {"values": ["late-1"]}})
+    assert [hit["_index"] for hit in found["hits"]["hits"]] == [f"{settings.index_prefix}cdx-2024.01"]
+    assert exported(runner, tmp_path, f"again.{file_format}") == first
+    again = client.post("/events", json=body, headers=auth(tokens["ingest"]))
+    assert again.status_code == 200 and again.json["duplicates"] == 1
+
+
+def test_an_import_refuses_a_clock_correction_it_could_not_have_made(runner, fresh_cdx, tmp_path):
+    correction = {
+        "sent_at": "2024-01-31T23:40:00.000Z",
+        "received_at": "2024-02-01T00:40:00.000Z",
+        "offset_ms": 3_600_000,
+        "original": {"start_time": "2024-01-31T23:30:00Z"},
+    }
+    lines = [
+        {"uuid": "ok", "start_time": "2024-02-01T00:30:00.000Z", "clock_correction": correction},
+        {"uuid": "edited", "start_time": "2024-02-01T00:31:00.000Z", "clock_correction": correction},
+        {
+            "uuid": "skewed",
+            "start_time": "2024-02-01T00:30:00.000Z",
+            "clock_correction": {**correction, "offset_ms": 1},
+        },
+        {"uuid": "bad-age", "age": -1, "clock_correction": {**correction, "original": {"uuid": "x"}}},
+    ]
+    path = tmp_path / "edited.ndjson"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = runner.invoke(args=["import", "cdx", str(path)])
+    assert result.exit_code == 1
+    assert "stored: 1, duplicates: 0, invalid: 3" in result.stdout
+    assert (
+        "line 2: invalid: {'clock_correction': ['start_time is not the original time plus offset_ms.']}"
+        in result.stderr
+    )
+    assert (
+        "line 3: invalid" in result.stderr and "offset_ms must be received_at minus sent_at" in result.stderr
+    )
+    assert (
+        "line 4: invalid" in result.stderr
+        and "original may only hold" in result.stderr
+        and "age" in result.stderr
+    )
+
+
+def test_a_posted_clock_correction_is_still_refused(client, tokens, fresh_cdx):
+    event = {"uuid": "p", "clock_correction": {"sent_at": "2024-01-01T00:00:00Z"}}
+    response = client.post("/events", json=event, headers=auth(tokens["ingest"]))
+    assert response.status_code == 400
+    assert response.json["error"]["details"]["fields"] == {"clock_correction": ["Unknown field."]}
+
+
 def test_export_applies_the_api_filters(runner, client, tokens, es, settings, tmp_path):
     empty_index(es, settings, "cdx")
     client.post("/events?refresh=wait_for", json=EVENTS, headers=auth(tokens["ingest"]))
