@@ -12,8 +12,8 @@ from scripts.served import ROOT
 
 from .phases import QUERIES, median, new_grouped, p95
 
-# The performance issue's goals: batch ≥ 0.9x direct, single POSTs ≥ 1.5x direct at 16 and 32
-# clients, every compared query ≤ 1.15x direct + 3 ms, worker RSS ≤ 150 MB.
+# The performance issue's goals: every batch phase ≥ 0.9x direct, single POSTs ≥ 1.5x direct at
+# 16 and 32 clients, every compared query ≤ 1.15x direct + 3 ms, worker RSS ≤ 150 MB.
 BATCH_TARGET, SINGLE_TARGET, QUERY_FACTOR, QUERY_SLACK_MS, RSS_TARGET_MB = 0.9, 1.5, 1.15, 3.0, 150
 #: The service's own CPU (its gunicorn workers): µs per event of a batch, per single-event request.
 BATCH_CPU_GOAL_US, SINGLE_CPU_GOAL_US = 10.0, 400.0
@@ -22,11 +22,12 @@ BATCH_CPU_GOAL_US, SINGLE_CPU_GOAL_US = 10.0, 400.0
 MAIN_BATCH, SINGLE = "batch ingest, backlog over 24 months", "single POST,"
 
 
-def rate_target(phase: str) -> float | None:
-    """The events/s ratio an ingest phase must reach; the other batch phases have none."""
-    if phase.startswith(SINGLE):
-        return SINGLE_TARGET
-    return BATCH_TARGET if phase == MAIN_BATCH else None
+def rate_target(phase: str) -> float:
+    """The events/s ratio an ingest phase must reach: the issue asks ≥ 0.9x of a direct `_bulk`
+    "with one sender and with two, for live streams and for multi-month backlogs", and to
+    measure the direct side both in the monthly layout and into one plain index, so every batch
+    phase is held to it."""
+    return SINGLE_TARGET if phase.startswith(SINGLE) else BATCH_TARGET
 
 
 def rows(results: list[dict]) -> list[list[str]]:
@@ -49,12 +50,7 @@ def ingest_rows(size: str, name: str, figures) -> list[list[str]]:
     """Throughput, the service's CPU per event (or request) and the node's CPU per event."""
     single = name.startswith(SINGLE)
     service, direct = figures.rate("service"), figures.rate("direct")
-    target = rate_target(name)
-    if target is None:
-        rate = [size, f"{name}, events/s", f"{service:,.0f}", f"{direct:,.0f}", f"{service / direct:.2f}x"]
-        out = [[*rate, "(no target)", ""]]
-    else:
-        out = [_ratio_row(size, f"{name}, events/s", service, direct, target)]
+    out = [_ratio_row(size, f"{name}, events/s", service, direct, rate_target(name))]
     unit, count, goal = (
         ("request", figures.requests, SINGLE_CPU_GOAL_US)
         if single

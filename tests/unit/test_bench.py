@@ -1,5 +1,5 @@
-"""The bench's floors (bench/floors.py): the floor app and the batch floor do the work they stand
-for, and the report sets each floor beside its own goal."""
+"""The bench's own logic: the floors (bench/floors.py) do the work they stand for, and the
+report holds each figure to the goal the performance issue sets for it."""
 
 from __future__ import annotations
 
@@ -28,3 +28,10 @@ def test_each_floor_is_shown_against_its_own_goal():
     text = report.floor_table([floors.Floor("a", 200.0, "request"), floors.Floor("b", 5.0, "event")])
     assert "| a | 200.0 per request | ≤ 400 µs | 50% |" in text
     assert "| b | 5.0 per event | ≤ 10 µs | 50% |" in text
+
+
+def test_every_batch_phase_is_held_to_the_batch_goal_and_single_posts_to_theirs():
+    assert report.rate_target(report.MAIN_BATCH) == report.BATCH_TARGET
+    assert report.rate_target("batch ingest, 1 sender, one month") == report.BATCH_TARGET
+    assert report.rate_target("batch ingest, direct into one plain index") == report.BATCH_TARGET
+    assert report.rate_target(f"{report.SINGLE} 16 clients") == report.SINGLE_TARGET
