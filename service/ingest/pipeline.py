@@ -80,10 +80,8 @@ def prepare(
     for position, reason in refused.items():
         valid.pop(position, None)
         errors[position] = {**errors.get(position, {}), **reason}
-    if restored:
-        valid = corrected_again_at(dataset, valid, restored, errors)
-    if skew is not None:
-        valid = corrected_clocks(dataset, valid, skew, errors, keep=restored)
+    if skew is not None or restored:
+        valid = corrected_clocks(dataset, valid, errors, skew, restored)
     if batch.single and errors:
         raise validation_error("The event is invalid.", {"fields": errors[0]})
     if institutions:
@@ -124,19 +122,24 @@ def untimed_positions(dataset: Dataset, valid: dict[int, dict]) -> list[int]:
 
 
 def corrected_clocks(
-    dataset: Dataset, valid: dict[int, dict], skew: dict, errors: dict, keep=()
+    dataset: Dataset, valid: dict[int, dict], errors: dict, skew: dict | None, restored: dict
 ) -> dict[int, dict]:
-    """The events with their client clocks corrected (but those at `keep`: already corrected);
-    an event the correction would carry off the calendar moves to `errors`, reported for itself."""
-    corrected = {}
+    """The events with their client clocks corrected: by the batch's `skew`, or for an event
+    restored from an export (`restored_clocks`) by its own, which must give back its exported
+    times (`clock.corrected_again`). An event the correction would carry off the calendar, or
+    whose times disagree, moves to `errors`, reported for itself."""
+    fields, corrected = dataset.client_clock_fields, {}
     for position, event in valid.items():
-        if position in keep:
+        if position not in restored and skew is None:
             corrected[position] = event
             continue
         if type(event) is not dict:  # a decoded Struct (validation.EventLoader.read)
             event = msgspec.to_builtins(event)
         try:
-            corrected[position] = correct_clock(event, dataset.client_clock_fields, skew)
+            if position in restored:
+                corrected[position] = corrected_again(event, fields, *restored[position])
+            else:
+                corrected[position] = correct_clock(event, fields, skew)
         except ValidationError as exc:
             errors[position] = exc.messages
     return corrected
@@ -158,23 +161,6 @@ def restored_clocks(dataset: Dataset, batch: Batch) -> tuple[dict[int, tuple[dic
             batch.items[position] = {k: v for k, v in item.items() if k != "clock_correction"}
             refused[position] = exc.messages
     return restored, refused
-
-
-def corrected_again_at(dataset: Dataset, valid: dict, restored: dict, errors: dict) -> dict:
-    """The valid events, those restored corrected again by their own skew (`clock.corrected_again`)."""
-    fields, again = dataset.client_clock_fields, dict(valid)
-    for position, (skew, exported) in restored.items():
-        if position not in again:
-            continue
-        event = again[position]
-        if type(event) is not dict:
-            event = msgspec.to_builtins(event)
-        try:
-            again[position] = corrected_again(event, fields, skew, exported)
-        except ValidationError as exc:
-            del again[position]
-            errors[position] = exc.messages
-    return again
 
 
 def store_batch(store: EventStore, dataset: Dataset, prepared: Prepared, refresh, committer=None) -> Report:
