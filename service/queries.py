@@ -229,7 +229,7 @@ class QueryService:
                 },
             )
         after = read_cursor(params, fingerprint)
-        acc, total, wanted = {}, None, params.page_size
+        tally, total, wanted = shape.Tally(), None, params.page_size
         while True:
             chunk = min(wanted, composite_size(params))
             body = group_body(dataset, params, scope.institutions, after, size=chunk, count=total is None)
@@ -237,7 +237,7 @@ class QueryService:
             if total is None:
                 total = shape.total(response)
             try:
-                shape.add_buckets(params, buckets, acc)
+                shape.add_buckets(params, buckets, tally)
             except ParameterError as exc:
                 raise refusal(exc) from exc
             wanted -= len(buckets)
@@ -245,7 +245,7 @@ class QueryService:
             if after is None or not wanted:
                 break
         try:
-            rows = shape.rows(params, acc)
+            rows = shape.rows(params, tally)
         except ParameterError as exc:
             raise refusal(exc) from exc
         cursor = shape.encode_cursor(after, fingerprint) if after else None
@@ -360,15 +360,15 @@ class QueryService:
 def shaped_rows(
     dataset: Dataset, params: QueryParams, pages: list[list[dict]], previous: list[list[dict]] | None = None
 ) -> list[dict]:
-    acc = {}
+    tally = shape.Tally()
     for buckets in pages:
-        shape.add_buckets(params, buckets, acc)
+        shape.add_buckets(params, buckets, tally)
     if previous is not None:
-        before, earlier = analytics.previous_params(dataset, params), {}
+        before, earlier = analytics.previous_params(dataset, params), shape.Tally()
         for buckets in previous:
             shape.add_buckets(before, buckets, earlier)
-        acc = analytics.add_previous(acc, earlier)
-    return shape.rows(params, acc, shape.date_bounds(dataset, params))
+        tally = analytics.add_previous(tally, earlier)
+    return shape.rows(params, tally, shape.date_bounds(dataset, params))
 
 
 def read_cursor(params: QueryParams, fingerprint: str):

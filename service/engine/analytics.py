@@ -224,7 +224,7 @@ def row_aggregations(dataset, params) -> dict:
 
 
 def fold(entry: dict, row: dict, bucket: dict, params) -> None:
-    """Add one bucket's rates' numerators and distinct values to a row's accumulator."""
+    """Add one bucket's rates' numerators and distinct values to a row's extras (`shape.Tally`)."""
     if params.rates:
         numerators = entry.setdefault("rate", {})
         for index, rate in enumerate(params.rates):
@@ -236,7 +236,7 @@ def fold(entry: dict, row: dict, bucket: dict, params) -> None:
 
 
 def decorate(row: dict, entry: dict, params) -> dict:
-    """A row's `rate`, `distinct`, `previous` and `change`, from its accumulator."""
+    """A row's `rate`, `distinct`, `previous` and `change`, from its extras (`shape.Tally`)."""
     if params.rates:
         numerators = entry.get("rate", {})
         row["rate"] = {
@@ -312,7 +312,7 @@ def json_value(value):
 
 
 def internal_value(value):
-    """The inverse of `json_value`: a row key value as accumulators key rows."""
+    """The inverse of `json_value`: a row key value as a `shape.Tally` keys rows."""
     if isinstance(value, dict) and set(value) == {"other"}:
         return Other(value["other"])
     if isinstance(value, list):
@@ -692,16 +692,14 @@ def previous_params(dataset, params):
     )
 
 
-def add_previous(acc: dict, previous: dict) -> dict:
-    """Rows of both periods: each row's previous count; rows only in the previous period
-    with count 0."""
-    merged = dict(acc)
-    for key, entry in previous.items():
-        row = merged.get(key)
-        if row is None:
-            row = merged[key] = {"count": 0, "stats": {}}
-        merged[key] = {**row, "previous": entry["count"]}
-    return merged
+def add_previous(tally, previous):
+    """Rows of both periods (`shape.Tally`s): each row's previous count among its extras; rows
+    only in the previous period with count 0."""
+    counts, extras = dict(tally.counts), dict(tally.extras)
+    for key, count in previous.counts.items():
+        counts.setdefault(key, 0)
+        extras[key] = {**extras.get(key, {}), "previous": count}
+    return replace(tally, counts=counts, extras=extras)
 
 
 # -- paging rows computed whole -------------------------------------------------------------

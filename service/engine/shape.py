@@ -7,7 +7,9 @@ import hashlib
 import itertools
 import json
 import math
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
+from types import MappingProxyType
 
 from . import analytics
 from .dates import LAST_MS, epoch_ms, from_iso
@@ -38,13 +40,34 @@ def row_names(params: QueryParams) -> tuple[str, ...]:
     return tuple(key for group in params.groups for key in group.keys)
 
 
-def add_buckets(params: QueryParams, buckets: list[dict], acc: dict) -> dict:
-    """Fold buckets into `acc`: row key values (in `row_names` order) → {"count", "stats"}.
+@dataclass
+class Tally:
+    """Grouped rows as buckets fold into them: each row's count by its key (its values in
+    `row_names` order), in the order first met; and, only for a query asking more than counts,
+    what else its buckets carried (`stats`, rates' numerators, distinct values, the previous
+    period's count) by the same key.
+
+    Counts are plain integers because a grouped answer folds thousands of rows: with a dict
+    per row, folding the bench's 5,441 rows cost 5.2 to 5.5 ms against 3.6 to 3.8 (in-process, least
+    of 40; docs/benchmarks.md)."""
+
+    counts: dict[tuple, int] = field(default_factory=dict)
+    extras: dict[tuple, dict] = field(default_factory=dict)
+
+
+#: What a row without extras has of them.
+NO_EXTRAS = MappingProxyType({})
+
+
+def add_buckets(params: QueryParams, buckets: list[dict], tally: Tally | None = None) -> Tally:
+    """Fold buckets into `tally` (a new one if None) and return it.
 
     A composite bucket stands for one row per bucket of its nested aggregations (age ranges),
     and a source value may stand for several rows or none; rows meeting the same key add up,
     and so do their statistics.
     """
+    tally = Tally() if tally is None else tally
+    counts, extras = tally.counts, tally.extras
     options = params.bucket_options
     names = row_names(params)
     nested = [(i, g) for i, g in enumerate(params.groups) if g.bucket_aggregation(options) is not None]
@@ -54,32 +77,35 @@ def add_buckets(params: QueryParams, buckets: list[dict], acc: dict) -> dict:
     # Many buckets share a value (a week, a gender): each group's values are formatted once.
     formatted: list[dict] = [{} for _ in params.groups]
     parts: list = [[()]] * len(params.groups)
+    one_row_each = True  # so far every source value formatted stands for exactly one row
     for bucket in buckets:
+        key = bucket["key"]
         for i, group, name in sources:
-            raw = bucket["key"][name]
+            raw = key[name]
             part = formatted[i].get(raw)
             if part is None:
                 part = formatted[i][raw] = [_values(row) for row in group.rows(raw, options)]
+                one_row_each = one_row_each and len(part) == 1
             parts[i] = part
-        for key, leaf in _keyed_leaves(bucket, parts, nested, formatted):
-            entry = acc.get(key)
-            if entry is None:
-                entry = acc[key] = {"count": 0, "stats": {}}
-            entry["count"] += leaf["doc_count"]
+        for row_key, leaf in _keyed_leaves(bucket, parts, nested, formatted, one_row_each):
+            counts[row_key] = counts.get(row_key, 0) + leaf["doc_count"]
             if folds:
-                _fold(entry, key, leaf, params, names)
-    return acc
+                _fold(extras.setdefault(row_key, {}), row_key, leaf, params, names)
+    return tally
 
 
 def _values(partial: dict) -> tuple:
     return tuple(tuple(value) if isinstance(value, list) else value for value in partial.values())
 
 
-def _keyed_leaves(bucket: dict, parts: list, nested: list, formatted: list) -> list[tuple[tuple, dict]]:
+def _keyed_leaves(
+    bucket: dict, parts: list, nested: list, formatted: list, one_row_each: bool
+) -> list[tuple[tuple, dict]]:
     """(row key, its innermost bucket) for every row a composite bucket stands for: each
     non-empty leaf of its nested aggregations, crossed with the rows its source values stand
-    for (`parts`: each group's values, in group order; the nested groups' are set here)."""
-    if len(nested) <= 1 and set(map(len, parts)) == {1}:
+    for (`parts`: each group's values, in group order; the nested groups' are set here).
+    `one_row_each`: every source value in `parts` stands for exactly one row."""
+    if one_row_each and len(nested) <= 1:
         # Nearly every bucket: each source value is one row, and at most one nested level
         # (ranges). A leaf's key is the sources' values with its own put in their place.
         slots = [part[0] for part in parts]
@@ -122,9 +148,11 @@ def _leaves(bucket: dict, nested: list, chosen: tuple, formatted: list):
 
 
 def _fold(entry: dict, key: tuple, bucket: dict, params: QueryParams, names: tuple) -> None:
-    """A bucket's statistics, rates and distinct values added to its row's accumulator."""
-    for name in params.stats:
-        entry["stats"][name] = merge_stats(entry["stats"].get(name), read_stats(bucket, name))
+    """A bucket's statistics, rates and distinct values added to its row's extras."""
+    if params.stats:
+        stats = entry.setdefault("stats", {})
+        for name in params.stats:
+            stats[name] = merge_stats(stats.get(name), read_stats(bucket, name))
     if params.rates or params.distinct:
         analytics.fold(entry, dict(zip(names, key, strict=True)), bucket, params)
 
@@ -161,14 +189,14 @@ def merge_stats(old: dict | None, new: dict) -> dict:
     }
 
 
-def rows(params: QueryParams, acc: dict, bounds: dict | None = None) -> list[dict]:
+def rows(params: QueryParams, tally: Tally, bounds: dict | None = None) -> list[dict]:
     """Rows with their counts (and stats), zero-filled if asked, ordered by `order_by` (keys or
     count), else by the keys in bucket order (nulls first)."""
     if params.fill == "zero":
-        acc = zero_fill(params, acc, bounds or {})
+        tally = zero_fill(params, tally, bounds or {})
     names = row_names(params)
     groups = [group for group in params.groups for _ in group.keys]
-    keys, entries = list(acc), list(acc.values())
+    keys, counts = list(tally.counts), list(tally.counts.values())
     # Column by column, each step a C loop over the rows (a grouped answer holds thousands):
     # a Python step per row made this function most of a new grouped query's cost.
     columns = [list(map(itemgetter(at), keys)) for at in range(len(names))]
@@ -178,7 +206,6 @@ def rows(params: QueryParams, acc: dict, bounds: dict | None = None) -> list[dic
         list(map({value: group.sort_key(name, value) for value in values}.__getitem__, column))
         for name, group, values, column in zip(names, groups, distinct, columns, strict=True)
     ]
-    counts = list(map(itemgetter("count"), entries))
     order = list(range(len(keys)))
     if not params.order:  # by every key, ascending: one pass
         order.sort(key=list(zip(*sort_keys, strict=True)).__getitem__ if names else None)
@@ -194,16 +221,18 @@ def rows(params: QueryParams, acc: dict, bounds: dict | None = None) -> list[dic
     result = list(map(made.__getitem__, order))
     extras = params.rates or params.distinct or params.compare
     if params.stats or extras:
-        for row, entry in zip(result, map(entries.__getitem__, order), strict=True):
+        for row, key in zip(result, map(keys.__getitem__, order), strict=True):
+            entry = tally.extras.get(key, NO_EXTRAS)
             if params.stats:
-                row["stats"] = {name: entry["stats"].get(name) for name in params.stats}
+                stats = entry.get("stats", NO_EXTRAS)
+                row["stats"] = {name: stats.get(name) for name in params.stats}
             if extras:
                 analytics.decorate(row, entry, params)
     return result
 
 
-def zero_fill(params: QueryParams, acc: dict, bounds: dict) -> dict:
-    """`acc` plus a count-0 entry for every combination of the groups' domains not yet in it."""
+def zero_fill(params: QueryParams, tally: Tally, bounds: dict) -> Tally:
+    """`tally` with a count of 0 for every combination of the groups' domains not yet in it."""
     options = params.bucket_options
     domains, at = [], 0
     for group in params.groups:
@@ -212,7 +241,7 @@ def zero_fill(params: QueryParams, acc: dict, bounds: dict) -> dict:
         width = len(group.keys)
         seen = [
             dict(zip(group.keys, values, strict=True))
-            for values in dict.fromkeys(key[at : at + width] for key in acc)
+            for values in dict.fromkeys(key[at : at + width] for key in tally.counts)
         ]
         at += width
         domain = group.domain_rows(seen, bounds.get(group.field, (None, None)), options)
@@ -225,12 +254,10 @@ def zero_fill(params: QueryParams, acc: dict, bounds: dict) -> dict:
             "fill",
             f"fill=zero would make {size} rows, over the {MAX_FILLED_ROWS} it may make; narrow the filters.",
         )
-    filled = dict(acc)
+    filled = dict(tally.counts)
     for combination in itertools.product(*domains):
-        key = sum(combination, ())
-        if key not in filled:  # not `setdefault`, which would make an entry for every key
-            filled[key] = {"count": 0, "stats": {}}
-    return filled
+        filled.setdefault(sum(combination, ()), 0)
+    return replace(tally, counts=filled)
 
 
 def date_bounds(dataset: Dataset, params: QueryParams) -> dict:

@@ -261,8 +261,8 @@ def test_top_over_a_whole_entry_crosses_the_other_keys_values():
 
 def test_rows_keyed_other_are_written_as_objects():
     params = analytics.plan(CDX, parse(group_by="laboratory", top="laboratory:1"), {"top": [(1, 3), (2, 1)]})
-    acc = {(Other(1),): {"count": 1, "stats": {}}, (1,): {"count": 3, "stats": {}}}
-    assert shape.rows(params, acc) == [
+    tally = shape.Tally({(Other(1),): 1, (1,): 3})
+    assert shape.rows(params, tally) == [
         {"laboratory": 1, "count": 3},
         {"laboratory": {"other": 1}, "count": 1},
     ]
@@ -319,9 +319,9 @@ def test_roundware_periods_use_its_strict_bounds_and_partial_days():
 
 def test_rows_of_both_periods_are_matched_by_key():
     params = parse(group_by="gender", since="2024-04-01", until="2024-04-30", compare="previous")
-    acc = {("female",): {"count": 4, "stats": {}}, ("male",): {"count": 2, "stats": {}}}
-    previous = {("female",): {"count": 2, "stats": {}}, ("other",): {"count": 3, "stats": {}}}
-    assert shape.rows(params, analytics.add_previous(acc, previous)) == [
+    tally = shape.Tally({("female",): 4, ("male",): 2})
+    previous = shape.Tally({("female",): 2, ("other",): 3})
+    assert shape.rows(params, analytics.add_previous(tally, previous)) == [
         {"gender": "female", "count": 4, "previous": {"count": 2}, "change": 1.0},
         {"gender": "male", "count": 2, "previous": {"count": 0}, "change": None},
         {"gender": "other", "count": 0, "previous": {"count": 3}, "change": -1.0},

@@ -104,7 +104,7 @@ def fill(since: str, until: str):
     params = query_schema(CDX)().load(
         {"group_by": "test_type,day(start_time)", "fill": "zero", "since": since, "until": until}
     )
-    return shape.rows(params, {}, shape.date_bounds(CDX, params))
+    return shape.rows(params, shape.Tally(), shape.date_bounds(CDX, params))
 
 
 def test_zero_fill_makes_up_to_its_row_limit_and_refuses_one_more():

@@ -29,12 +29,12 @@ VALUES = {
 GROUP_BY = {"gender": "gender", "result": "result", "start_time": "week(start_time)", "age": {"age": AGES}}
 
 
-def reference_rows(params, acc: dict) -> list[dict]:
+def reference_rows(params, tally: shape.Tally) -> list[dict]:
     """The definition: every key ascending (nulls first), or `order_by`'s sorts applied last
-    to first on the accumulator's order; ranges as lists."""
+    to first on the tally's order; ranges as lists."""
     names = shape.row_names(params)
     groups = [group for group in params.groups for _ in group.keys]
-    entries = list(acc.items())
+    entries = list(tally.counts.items())
 
     def by_key(at):
         return lambda item: groups[at].sort_key(names[at], item[0][at])
@@ -42,14 +42,15 @@ def reference_rows(params, acc: dict) -> list[dict]:
     if not params.order:
         entries.sort(key=lambda item: tuple(by_key(at)(item) for at in range(len(names))))
     for name, descending in reversed(params.order):
-        by = (lambda item: item[1]["count"]) if name == "count" else by_key(names.index(name))
+        by = (lambda item: item[1]) if name == "count" else by_key(names.index(name))
         entries.sort(key=by, reverse=descending)
     rows = []
-    for key, entry in entries:
+    for key, count in entries:
         row = {name: analytics.json_value(value) for name, value in zip(names, key, strict=True)}
-        row["count"] = entry["count"]
+        row["count"] = count
         if params.stats:
-            row["stats"] = {name: entry["stats"].get(name) for name in params.stats}
+            stats = tally.extras.get(key, {}).get("stats", {})
+            row["stats"] = {name: stats.get(name) for name in params.stats}
         rows.append(row)
     return rows
 
@@ -66,33 +67,35 @@ def grouped_answers(draw, values=VALUES):
         body["stats"] = ["age"]
     params = Schema().load(body)
     keys = draw(st.lists(st.tuples(*(st.sampled_from(values[name]) for name in names)), unique=True))
-    acc = {}
+    tally = shape.Tally()
     for key in keys:
-        stats = {"age": {"count": 1, "min": 3, "max": 3, "sum": 3, "avg": 3.0, "percentiles": {}}}
-        acc[key] = {"count": draw(st.integers(0, 5)), "stats": stats if draw(st.booleans()) else {}}
-    return params, acc
+        tally.counts[key] = draw(st.integers(0, 5))
+        if draw(st.booleans()):
+            stats = {"age": {"count": 1, "min": 3, "max": 3, "sum": 3, "avg": 3.0, "percentiles": {}}}
+            tally.extras[key] = {"stats": stats}
+    return params, tally
 
 
 @settings(max_examples=300, deadline=None)
 @given(grouped_answers())
 def test_rows_are_the_accumulator_ordered_as_defined(answer):
-    params, acc = answer
-    assert shape.rows(params, acc) == reference_rows(params, acc)
+    params, tally = answer
+    assert shape.rows(params, tally) == reference_rows(params, tally)
 
 
-def reference_zero_fill(params, acc: dict) -> dict:
+def reference_zero_fill(params, tally: shape.Tally) -> dict:
     """The definition: each group's domain from every row's partial row, then every
-    combination of the domains not yet in `acc` added with count 0, in product order."""
+    combination of the domains not yet counted added with count 0, in product order."""
     names = shape.row_names(params)
-    observed = [dict(zip(names, key, strict=True)) for key in acc]
+    observed = [dict(zip(names, key, strict=True)) for key in tally.counts]
     domains = []
     for group in params.groups:
         seen = [{name: row[name] for name in group.keys} for row in observed]
         domain = group.domain_rows(seen, (None, None), params.bucket_options)
         domains.append([shape._values(row) for row in domain])
-    filled = dict(acc)
+    filled = dict(tally.counts)
     for combination in itertools.product(*domains):
-        filled.setdefault(sum(combination, ()), {"count": 0, "stats": {}})
+        filled.setdefault(sum(combination, ()), 0)
     return filled
 
 
@@ -104,8 +107,10 @@ NEAR = {**VALUES, "start_time": [None, "2024-W51", "2025-W01", "2025-W10"]}
 @settings(max_examples=300, deadline=None)
 @given(grouped_answers(NEAR))
 def test_zero_fill_adds_every_combination_of_the_domains_in_order(answer):
-    params, acc = answer
-    assert list(shape.zero_fill(params, acc, {}).items()) == list(reference_zero_fill(params, acc).items())
+    params, tally = answer
+    filled = shape.zero_fill(params, tally, {})
+    assert list(filled.counts.items()) == list(reference_zero_fill(params, tally).items())
+    assert filled.extras == tally.extras
 
 
 def reference_add_buckets(params, buckets: list[dict]) -> dict:
@@ -125,8 +130,8 @@ def reference_add_buckets(params, buckets: list[dict]) -> dict:
         for leaf, chosen in leaves_of(bucket, params, nested):
             crossed = [[chosen[i]] if part is None else part for i, part in enumerate(parts)]
             for combination in itertools.product(*crossed):
-                entry = acc.setdefault(sum(combination, ()), {"count": 0, "stats": {}})
-                entry["count"] += leaf["doc_count"]
+                key = sum(combination, ())
+                acc[key] = acc.get(key, 0) + leaf["doc_count"]
     return acc
 
 
@@ -192,4 +197,6 @@ def fill_nested(draw, bucket: dict, nested: list) -> None:
 @given(composite_pages())
 def test_buckets_fold_into_the_rows_they_stand_for(page):
     params, buckets = page
-    assert shape.add_buckets(params, buckets, {}) == reference_add_buckets(params, buckets)
+    tally = shape.add_buckets(params, buckets)
+    assert list(tally.counts.items()) == list(reference_add_buckets(params, buckets).items())
+    assert tally.extras == {}

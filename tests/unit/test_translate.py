@@ -188,9 +188,7 @@ def bucket(count, **keys):
 def test_rows_from_buckets_iso_week_and_nulls():
     params = parse(group_by="gender,week(start_time)")
     monday_2012_12_31 = 1356912000000
-    counts = shape.add_buckets(
-        params, [bucket(3, g0="f", g1=monday_2012_12_31), bucket(2, g0=None, g1=None)], {}
-    )
+    counts = shape.add_buckets(params, [bucket(3, g0="f", g1=monday_2012_12_31), bucket(2, g0=None, g1=None)])
     assert shape.rows(params, counts) == [
         {"gender": None, "start_time": None, "count": 2},
         {"gender": "f", "start_time": "2013-W01", "count": 3},
@@ -227,20 +225,20 @@ def test_age_range_rows_come_from_range_buckets_and_empty_ones_are_dropped():
         {**bucket(9, g0="f"), "g1": ranges_of(3, 2, 0)},
         {**bucket(1, g0="m"), "g1": ranges_of(0, 1, 0)},
     ]
-    assert shape.rows(params, shape.add_buckets(params, buckets, {})) == [
+    assert shape.rows(params, shape.add_buckets(params, buckets)) == [
         {"gender": "f", "age": [0, 10], "count": 3},
         {"gender": "f", "age": [5, 15], "count": 2},
         {"gender": "m", "age": [5, 15], "count": 1},
     ]
     alone = Schema().load({"group_by": {"age": [[0, 10]]}})
     (single,) = shape.buckets_of({"doc_count": 4, "g0": ranges_of(4)})
-    assert shape.rows(alone, shape.add_buckets(alone, [single], {})) == [{"age": [0, 10], "count": 4}]
+    assert shape.rows(alone, shape.add_buckets(alone, [single])) == [{"age": [0, 10], "count": 4}]
 
 
 def test_entry_rows_split_and_absent_keys_are_null():
     params = parse(group_by="condition,result")
     entry = JOINER.join(["mtb", ABSENT])
-    counts = shape.add_buckets(params, [bucket(2, g0=entry), bucket(1, g0=None)], {})
+    counts = shape.add_buckets(params, [bucket(2, g0=entry), bucket(1, g0=None)])
     assert shape.rows(params, counts) == [
         {"condition": None, "result": None, "count": 1},
         {"condition": "mtb", "result": None, "count": 2},
@@ -249,7 +247,7 @@ def test_entry_rows_split_and_absent_keys_are_null():
 
 def test_rows_order_by_count():
     params = parse(group_by="gender", order_by="-count")
-    counts = shape.add_buckets(params, [bucket(1, g0="a"), bucket(5, g0="b")], {})
+    counts = shape.add_buckets(params, [bucket(1, g0="a"), bucket(5, g0="b")])
     assert [row["gender"] for row in shape.rows(params, counts)] == ["b", "a"]
 
 
@@ -297,7 +295,7 @@ def test_sunday_weeks_of_a_named_zone_are_counted_by_local_day():
     # Berlin's local midnights from Sunday 2024-03-24 to Saturday 04-06 (clocks go forward on
     # the 31st, a Sunday): the days of two Sunday weeks, whatever their length.
     midnights = [1711234800000 + day * 86_400_000 - (3_600_000 if day >= 8 else 0) for day in range(14)]
-    counts = shape.add_buckets(params, [bucket(1 + day, g0=key) for day, key in enumerate(midnights)], {})
+    counts = shape.add_buckets(params, [bucket(1 + day, g0=key) for day, key in enumerate(midnights)])
     name = params.groups[0].key
     assert shape.rows(params, counts) == [
         {name: "2024-W13", "count": sum(range(1, 8))},
@@ -309,7 +307,7 @@ def test_zero_fill_crosses_declared_values_and_date_bounds():
     params = parse(
         group_by="test_type,month(start_time)", fill="zero", since="2020-01-15", until="2020-03-01"
     )
-    counts = shape.add_buckets(params, [bucket(4, g0="qc", g1=1580515200000)], {})  # 2020-02
+    counts = shape.add_buckets(params, [bucket(4, g0="qc", g1=1580515200000)])  # 2020-02
     rows = shape.rows(params, counts, shape.date_bounds(CDX, params))
     assert rows == [
         {"test_type": "qc", "start_time": "2020-01", "count": 0},
@@ -324,7 +322,7 @@ def test_zero_fill_crosses_declared_values_and_date_bounds():
 def test_zero_fill_refuses_an_explosion():
     params = parse(group_by="day(start_time)", fill="zero", since="0001-01-01", until="9999-01-01")
     with pytest.raises(ValueError):
-        shape.rows(params, {}, shape.date_bounds(CDX, params))
+        shape.rows(params, shape.Tally(), shape.date_bounds(CDX, params))
 
 
 def stats_bucket(count, total, low, high, **keys):
@@ -340,7 +338,7 @@ def stats_bucket(count, total, low, high, **keys):
 def test_stats_merge_exactly_when_rows_fold():
     params = Schema().load({"group_by": "condition", "stats": "age"})
     entry = JOINER.join(["mtb", ABSENT])
-    counts = shape.add_buckets(params, [stats_bucket(2, 10, 5, 5, g0=entry)], {})
+    counts = shape.add_buckets(params, [stats_bucket(2, 10, 5, 5, g0=entry)])
     counts = shape.add_buckets(params, [stats_bucket(1, 30, 30, 30, g0=entry)], counts)
     (row,) = shape.rows(params, counts)
     assert row["stats"]["age"] == {
@@ -357,7 +355,7 @@ def test_age_range_rows_keep_their_own_percentiles():
     params = Schema().load({"group_by": {"age": [[0, 100]]}, "stats": "age"})
     inner = stats_bucket(3, 40, 5, 30)
     (single,) = shape.buckets_of({"doc_count": 3, "g0": {"buckets": [{**inner, "key": "0"}]}})
-    (row,) = shape.rows(params, shape.add_buckets(params, [single], {}))
+    (row,) = shape.rows(params, shape.add_buckets(params, [single]))
     assert row["stats"]["age"]["percentiles"] == {"50": 17.5}
 
 
