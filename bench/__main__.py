@@ -173,7 +173,7 @@ def run_steps(args, es: Elasticsearch, es_url: str, service: Service, token: str
         es.indices.refresh(index=[service_index, direct_index])
         step["counts"] = [es.count(index=i)["count"] for i in (service_index, direct_index)]
         step["identical"] = same_documents(es, data, service_index, direct_index, stored)
-        step["queries"] = run_queries(args, es, es_url, service, token, service_index, step["rss"])
+        step["queries"] = run_queries(args, es, es_url, service, token, service_index, step["rss"], meter)
         step["rss"]["so far, VmHWM"] = lifetime_peak_mb(service)
         results.append(step)
     return results
@@ -194,8 +194,8 @@ def sampled(service: Service, rss_by_phase: dict, phase: str, run):
     return result
 
 
-def run_queries(args, es, es_url, service, token, index, rss_by_phase) -> dict:
-    runner = phases.QueryRunner(service.url, token, es_url, f"{PREFIX}cdx*")
+def run_queries(args, es, es_url, service, token, index, rss_by_phase, meter: phases.Meter) -> dict:
+    runner = phases.QueryRunner(service.url, token, es_url, f"{PREFIX}cdx*", meter)
     figures = {}
     for cache in (False, True):
         phases.set_request_cache(es, index, cache)

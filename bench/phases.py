@@ -298,11 +298,31 @@ def direct_body(params: QueryParams, after_keys=None, size: int = translate.COMP
     return translate.search_body(CDX, params, page_size)
 
 
+@dataclass(frozen=True)
+class QueryFigures:
+    """One query's pairs: each side's latencies in ms, and the CPU seconds the service's workers
+    spent over the timed pairs (the direct side leaves them idle)."""
+
+    service: list[float]
+    direct: list[float]
+    worker_cpu: float
+
+    def cpu_ms_per_query(self) -> float:
+        return self.worker_cpu / len(self.service) * 1000
+
+
 class QueryRunner:
-    def __init__(self, service_url: str, token: str, es_url: str, index_pattern: str):
+    def __init__(
+        self, service_url: str, token: str, es_url: str, index_pattern: str, meter: Meter | None = None
+    ):
         self.service = load.Connection(service_url)
         self.direct = load.Connection(es_url)
         self.token, self.pattern = token, index_pattern
+        self.meter = meter
+        #: Runs numbered so far: a query made for each run is never one this runner asked
+        #: before, also in a later pass (the request cache on), whose answers the workers'
+        #: cache of shaped rows could otherwise still hold.
+        self.numbered = 0
 
     def service_once(self, spec: dict) -> int:
         headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
@@ -348,25 +368,38 @@ class QueryRunner:
         assert status == 200, raw[:300]
         return orjson.loads(raw)
 
-    def compare(self, spec, runs: int, warmup: int = 3) -> tuple[list[float], list[float]]:
-        """Latencies in ms of `runs` alternating pairs; both sides must count the same events.
+    def compare(self, spec, runs: int, warmup: int = 3) -> QueryFigures:
+        """Latencies in ms of `runs` alternating pairs (both sides must count the same events),
+        and the workers' CPU over them when the runner has a meter.
 
         `spec` is a query, or a function of the run's number giving each run its own query.
         """
-        specs = [spec(number) if callable(spec) else spec for number in range(warmup + runs)]
+        if callable(spec):
+            numbers = range(self.numbered, self.numbered + warmup + runs)
+            self.numbered += warmup + runs
+            specs = [spec(number) for number in numbers]
+        else:
+            specs = [spec] * (warmup + runs)
         # Parsed outside the clock: a client talking to Elasticsearch has its body ready.
         schema = CdxQuery()
         pairs = [(partial(self.service_once, s), partial(self.direct_once, schema.load(s))) for s in specs]
         for service, direct in pairs[:warmup]:
             assert service() == direct()
         sides = Sides()
-        for number, (service, direct) in enumerate(pairs[warmup:]):
-            calls = {"service": service, "direct": direct}
-            for side in _order(number):
-                began = time.perf_counter()
-                calls[side]()
-                getattr(sides, side).append((time.perf_counter() - began) * 1000)
-        return sides.service, sides.direct
+
+        def timed_pairs() -> None:
+            for number, (service, direct) in enumerate(pairs[warmup:]):
+                calls = {"service": service, "direct": direct}
+                for side in _order(number):
+                    began = time.perf_counter()
+                    calls[side]()
+                    getattr(sides, side).append((time.perf_counter() - began) * 1000)
+
+        if self.meter is None:
+            timed_pairs()
+            return QueryFigures(sides.service, sides.direct, 0.0)
+        _, workers, _ = self.meter.run(timed_pairs)
+        return QueryFigures(sides.service, sides.direct, workers)
 
 
 def set_request_cache(es: Elasticsearch, index: str, enabled: bool) -> None:

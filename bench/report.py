@@ -36,8 +36,12 @@ def rows(results: list[dict]) -> list[list[str]]:
         size = f"{step['size']:,}"
         for name, figures in step["ingest"].items():
             table.extend(ingest_rows(size, name, figures))
-        for (name, mode), (svc, drc) in step["queries"].items():
-            table.append(_query_row(size, f"{name}, {mode}: median (p95) ms", svc, drc))
+        for (name, mode), figures in step["queries"].items():
+            table.append(
+                _query_row(size, f"{name}, {mode}: median (p95) ms", figures.service, figures.direct)
+            )
+            cpu = f"{figures.cpu_ms_per_query():.1f}"
+            table.append([size, f"{name}, {mode}: service CPU ms per query", cpu, "", "", "(no target)", ""])
         for phase, mb in step["rss"].items():
             met = "yes" if mb <= RSS_TARGET_MB else "no"
             table.append(
@@ -189,7 +193,8 @@ def markdown(results: list[dict], floors: list, env: dict) -> str:
     queries = "\n".join(f"- **{name}**: `{spec}`" for name, spec in QUERIES.items())
     queries += (
         "\n- **grouped, new each run**: the grouped query with `since` one day later at each run"
-        f" (`{new_grouped(0)['since']}`, `{new_grouped(1)['since']}`, ...), so no cache holds its answer"
+        f" (`{new_grouped(0)['since']}`, `{new_grouped(1)['since']}`, ...; the request cache on pass"
+        " goes on from the day after the cache off pass's last), so no cache holds its answer"
     )
     checks = "\n".join(
         f"- {step['size']:,}: stored {step['counts'][0]:,} (service) and {step['counts'][1]:,} (direct); "
@@ -261,4 +266,8 @@ The queries (the service receives them as a JSON body on `POST /events/query`; t
 sends the body `service.engine.translate` makes of them, composite pages included, to the same
 index):
 {queries}
+
+Beside each query's latencies, "service CPU ms per query" is the CPU time its workers used over
+the timed pairs (`/proc/<pid>/stat`; the direct calls leave them idle), divided by the runs: the
+latencies also hold the node's time and the client's, and vary more from run to run.
 """

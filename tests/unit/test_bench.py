@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from bench import floors, report
+from bench import floors, phases, report
 from bench.data import Dataset
 from bench.floor_app import app
 
@@ -35,3 +35,35 @@ def test_every_batch_phase_is_held_to_the_batch_goal_and_single_posts_to_theirs(
     assert report.rate_target("batch ingest, 1 sender, one month") == report.BATCH_TARGET
     assert report.rate_target("batch ingest, direct into one plain index") == report.BATCH_TARGET
     assert report.rate_target(f"{report.SINGLE} 16 clients") == report.SINGLE_TARGET
+
+
+def test_each_query_shows_the_service_cpu_it_cost_per_query_beside_its_latencies():
+    figures = phases.QueryFigures(service=[10.0, 12.0, 30.0], direct=[8.0, 9.0, 9.0], worker_cpu=0.06)
+    step = {"size": 1000, "ingest": {}, "rss": {}, "queries": {("grouped", "cache off"): figures}}
+    latency, cpu = report.rows([step])
+    assert latency[1:5] == ["grouped, cache off: median (p95) ms", "12.0 (30.0)", "9.0 (9.0)", "1.33x"]
+    assert cpu == ["1,000", "grouped, cache off: service CPU ms per query", "20.0", "", "", "(no target)", ""]
+
+
+class Recording(phases.QueryRunner):
+    """Answers without a service or a node, recording the `since` each side was asked."""
+
+    def __init__(self):
+        super().__init__("http://127.0.0.1:1", "", "http://127.0.0.1:1", "bench-cdx*")
+        self.asked = []
+
+    def service_once(self, spec: dict) -> int:
+        self.asked.append(spec["since"])
+        return 1
+
+    def direct_once(self, params) -> int:
+        return 1
+
+
+def test_a_query_made_new_each_run_is_never_asked_twice_not_even_in_the_next_pass():
+    runner = Recording()
+    runner.compare(phases.new_grouped, runs=4, warmup=2)  # the request cache off
+    runner.compare(phases.new_grouped, runs=4, warmup=2)  # then on
+    assert len(set(runner.asked)) == len(runner.asked) == 12
+    runner.compare(phases.QUERIES["grouped"], runs=2, warmup=1)
+    assert runner.asked[-3:] == [phases.QUERIES["grouped"]["since"]] * 3
