@@ -54,8 +54,8 @@ def sort_clause(dataset: Dataset, order) -> list[dict]:
     clauses = []
     for name, descending in order:
         field = dataset.orderable[name]
-        options = dataset.field_map[field].type.sort_options()
-        clauses.append({field: {"order": "desc" if descending else "asc", "missing": "_last", **options}})
+        options = dataset.field_map[field].type.sort_options(descending)
+        clauses.append({field: {"order": "desc" if descending else "asc", **options}})
     tiebreak = dataset.tiebreak_field or dataset.id_field
     if tiebreak not in {next(iter(clause)) for clause in clauses}:
         clauses.append({tiebreak: {"order": "asc"}})

@@ -125,10 +125,16 @@ def test_bad_parameters_are_refused_naming_them(args, message):
 def test_page_body_sorts_with_a_unique_tiebreak():
     body = search_body(CDX, parse(order_by="age,-gender"), page_size=10)
     assert body["sort"] == [
-        # Integers sort as longs, so 2^31-1 never ties with a missing age (fields.Integer).
-        {"age": {"order": "asc", "missing": "_last", "numeric_type": "long"}},
+        # Integers sort as longs, so 2^31-1 never ties with a missing age (fields.Integer); a
+        # number's missing value is named, not `_last` (fields.missing_last_as_long).
+        {"age": {"order": "asc", "missing": 2**63 - 1, "numeric_type": "long"}},
         {"gender": {"order": "desc", "missing": "_last"}},
         {"uuid": {"order": "asc"}},
+    ]
+    dates = search_body(CDX, parse(order_by="-start_time,created_at"), page_size=10)["sort"]
+    assert dates[:2] == [
+        {"start_time": {"order": "desc", "missing": -(2**63)}},
+        {"created_at": {"order": "asc", "missing": 2**63 - 1}},
     ]
     assert body["track_total_hits"] is True
     assert search_body(CDX, parse(), page_size=0) == {
