@@ -164,9 +164,9 @@ def missing_last_as_long(descending: bool) -> dict:
     """Events lacking a long or date field last, named by the long that sorts last.
 
     Not `missing: "_last"`, which means the same: with it Elasticsearch 9.5 dropped events
-    lacking the field from `search_after` walks (the default order, `-start_time`, lost up to
-    6 of 230 events on most walks of page size 1 in tests/integration/test_http_properties.py;
-    none with the explicit value)."""
+    lacking the field from `search_after` walks, cursor pages and exports alike (in the default
+    order, `-start_time`, up to 6 of 230 events on most walks of page size 1 in
+    tests/integration/test_http_properties.py; none with the explicit value)."""
     return {"missing": -(2**63) if descending else 2**63 - 1}
 
 

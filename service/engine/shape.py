@@ -49,8 +49,8 @@ class Tally:
     period's count) by the same key.
 
     Counts are plain integers because a grouped answer folds thousands of rows: with a dict
-    per row, folding the bench's 5,441 rows cost 5.2 to 5.5 ms against 3.6 to 3.8 (in-process, least
-    of 40; docs/benchmarks.md)."""
+    per row, folding the bench's 5,441 rows took 5.2 to 5.5 ms, against 3.3 to 3.9 now
+    (in-process, the least of 40 to 60; docs/benchmarks.md)."""
 
     counts: dict[tuple, int] = field(default_factory=dict)
     extras: dict[tuple, dict] = field(default_factory=dict)
