@@ -301,14 +301,14 @@ def direct_body(params: QueryParams, after_keys=None, size: int = translate.COMP
 @dataclass(frozen=True)
 class QueryFigures:
     """One query's pairs: each side's latencies in ms, and the CPU seconds the service's workers
-    spent over the timed pairs (the direct side leaves them idle)."""
+    spent over the timed pairs (the direct side leaves them idle; None: not measured)."""
 
     service: list[float]
     direct: list[float]
-    worker_cpu: float
+    worker_cpu: float | None
 
-    def cpu_ms_per_query(self) -> float:
-        return self.worker_cpu / len(self.service) * 1000
+    def cpu_ms_per_query(self) -> float | None:
+        return None if self.worker_cpu is None else self.worker_cpu / len(self.service) * 1000
 
 
 class QueryRunner:
@@ -397,7 +397,7 @@ class QueryRunner:
 
         if self.meter is None:
             timed_pairs()
-            return QueryFigures(sides.service, sides.direct, 0.0)
+            return QueryFigures(sides.service, sides.direct, None)
         _, workers, _ = self.meter.run(timed_pairs)
         return QueryFigures(sides.service, sides.direct, workers)
 

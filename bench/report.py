@@ -40,8 +40,10 @@ def rows(results: list[dict]) -> list[list[str]]:
             table.append(
                 _query_row(size, f"{name}, {mode}: median (p95) ms", figures.service, figures.direct)
             )
-            cpu = f"{figures.cpu_ms_per_query():.1f}"
-            table.append([size, f"{name}, {mode}: service CPU ms per query", cpu, "", "", "(no target)", ""])
+            cpu = figures.cpu_ms_per_query()
+            if cpu is not None:
+                row = [size, f"{name}, {mode}: service CPU ms per query", f"{cpu:.1f}", "", ""]
+                table.append([*row, "(no target)", ""])
         for phase, mb in step["rss"].items():
             met = "yes" if mb <= RSS_TARGET_MB else "no"
             table.append(

@@ -43,6 +43,8 @@ def test_each_query_shows_the_service_cpu_it_cost_per_query_beside_its_latencies
     latency, cpu = report.rows([step])
     assert latency[1:5] == ["grouped, cache off: median (p95) ms", "12.0 (30.0)", "9.0 (9.0)", "1.33x"]
     assert cpu == ["1,000", "grouped, cache off: service CPU ms per query", "20.0", "", "", "(no target)", ""]
+    unmetered = {**step, "queries": {("grouped", "cache off"): phases.QueryFigures([1.0], [1.0], None)}}
+    assert len(report.rows([unmetered])) == 1  # no CPU row rather than a made-up 0
 
 
 class Recording(phases.QueryRunner):
