@@ -226,14 +226,14 @@ def rows(params: QueryParams, tally: Tally, bounds: dict | None = None) -> list[
     for name, column in zip(template, (*columns, counts), strict=True):
         deque(map(setitem, made, itertools.repeat(name), column), maxlen=0)
     result = list(map(made.__getitem__, order))
-    extras = params.rates or params.distinct or params.compare
-    if params.stats or extras:
+    decorated = params.rates or params.distinct or params.compare
+    if params.stats or decorated:
         for row, key in zip(result, map(keys.__getitem__, order), strict=True):
             entry = tally.extras.get(key, NO_EXTRAS)
             if params.stats:
                 stats = entry.get("stats", NO_EXTRAS)
                 row["stats"] = {name: stats.get(name) for name in params.stats}
-            if extras:
+            if decorated:
                 analytics.decorate(row, entry, params)
     return result
 
